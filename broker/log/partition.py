@@ -1,0 +1,392 @@
+"""PartitionLog: one partition's segments, the append/read hot path, flush policy and shutdown.
+
+Appends write the producer's batches as received (only baseOffset and partitionLeaderEpoch change);
+reads return raw slices of whole batches. A per-partition lock lets one event-loop thread and one
+maintenance/flush thread share a log; fsync runs on duplicated descriptors outside the lock.
+
+`recovery-checkpoint` (JSON) in the partition directory records the log start offset, the recovery
+point (everything below it was fsynced), the cleaner's position and, after a clean shutdown, the
+active segment's size: when that still matches at start-up, only the active segment's tail is read;
+otherwise segments from the recovery point on are verified by CRC and a torn tail is cut off.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import threading
+import time
+from typing import NamedTuple
+
+from keystream.broker import records
+from keystream.broker.errors import ErrorCode, KafkaError
+from keystream.broker.log.config import LogConfig
+from keystream.broker.log.epoch_cache import LeaderEpochCache
+from keystream.broker.log.fileio import atomic_write, fsync_dir, read_json, write_json
+from keystream.broker.log.lookup import LookupMixin
+from keystream.broker.log.producer_state import ProducerStateManager
+from keystream.broker.log.recovery import recover_segment, segment_bases, tidy_directory
+from keystream.broker.log.retention import RetentionMixin
+from keystream.broker.log.segment import Segment
+from keystream.broker.records import BatchHeader
+
+CHECKPOINT_FILE = "recovery-checkpoint"
+METADATA_FILE = "partition.metadata"
+
+
+class AppendResult(NamedTuple):
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 for CreateTime topics
+    log_start_offset: int
+    duplicate: bool
+
+
+class ReadResult(NamedTuple):
+    chunks: list  # bytes-like slices of whole batches, in offset order
+    size: int
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode_topic_id(topic_id: bytes) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(topic_id).rstrip(b"=").decode()
+
+
+class PartitionLog(RetentionMixin, LookupMixin):
+    """A partition's log on disk. Public attributes: topic, partition, leader_epoch, log_start_offset,
+    log_end_offset, high_watermark (== log_end_offset on a single node), recovery_point, config."""
+
+    def __init__(self, directory: str, topic: str, partition: int, config: LogConfig, *,
+                 topic_id: bytes | None = None, producer_id_expiration_ms: int = 86_400_000,
+                 now: int | None = None):
+        self.dir = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.topic_id = topic_id
+        self.leader_epoch = 0
+        self.producer_id_expiration_ms = producer_id_expiration_ms
+        self._lock = threading.RLock()
+        self._closed = False
+        self._segments: list[Segment] = []
+        self.unflushed_messages = 0
+        self.last_flush_ms = now if now is not None else wall_ms()
+        self.cleaner_offset = 0
+        self.tombstone_horizon_ms: int | None = None
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+            fsync_dir(os.path.dirname(os.path.abspath(directory)))
+        self._dir_dirty = False  # a new segment file's directory entry is not durable yet
+        if topic_id is not None:
+            self._write_metadata(topic_id)
+        self.producer_state = ProducerStateManager(directory)
+        self.epochs = LeaderEpochCache(directory)
+        self._load()
+
+    # ------------------------------------------------------------------ opening
+
+    def _new_segment(self, base: int) -> Segment:
+        cfg = self.config
+        seg = Segment(self.dir, base, index_interval=cfg.index_interval_bytes, index_bytes=cfg.segment_index_bytes)
+        seg.roll_jitter_ms = random.randint(0, cfg.segment_jitter_ms) if cfg.segment_jitter_ms > 0 else 0
+        return seg
+
+    def _load(self) -> None:
+        cp = read_json(os.path.join(self.dir, CHECKPOINT_FILE)) or {}
+        tidy_directory(self.dir)
+        bases = segment_bases(self.dir) or [int(cp.get("log_start_offset", 0))]
+        self._segments = [self._new_segment(b) for b in bases]
+        active = self._segments[-1]
+        active.active = True
+        clean = bool(cp.get("clean")) and cp.get("active_base") == active.base_offset and (
+            cp.get("active_size") == active.size)
+        if clean:
+            active.load_tail()
+        else:
+            self._recover(int(cp.get("recovery_point", 0)))
+        self.log_end_offset = self._segments[-1].end_offset()
+        self.high_watermark = self.log_end_offset
+        start = max(int(cp.get("log_start_offset", 0)), self._segments[0].base_offset)
+        self.log_start_offset = min(start, self.log_end_offset)
+        self.recovery_point = self.log_end_offset if clean else min(int(cp.get("recovery_point", 0)),
+                                                                    self.log_end_offset)
+        self.cleaner_offset = min(int(cp.get("cleaner_offset", 0)), self.log_end_offset)
+        self.epochs.truncate_from_end(self.log_end_offset)
+        self.epochs.truncate_from_start(self.log_start_offset)
+        self.epochs.assign(self.leader_epoch, self.log_end_offset)
+        self._load_producer_state(clean)
+        self.write_checkpoint(clean=False, durable=False)
+
+    def _recover(self, recovery_point: int) -> None:
+        """Unclean start: CRC-check segments from the one holding the recovery point, cut a torn tail."""
+        segs = self._segments
+        first = max(0, max((i for i, s in enumerate(segs) if s.base_offset <= recovery_point), default=0))
+        prev_end = segs[first].base_offset
+        for i in range(first, len(segs)):
+            seg = segs[i]
+            seg.active = i == len(segs) - 1
+            if recover_segment(seg, prev_end):
+                for later in segs[i + 1:]:
+                    later.delete_files()
+                del segs[i + 1:]
+                seg.active = True
+                break
+            prev_end = seg.end_offset()
+        self.producer_state.delete_snapshots_above(segs[-1].end_offset())
+
+    def _load_producer_state(self, clean: bool) -> None:
+        snap = self.producer_state.load(self.log_end_offset)
+        if clean and snap == self.log_end_offset:
+            return
+        start = snap if snap is not None else self.log_start_offset
+        for h in self._iter_headers_from(start):
+            self.producer_state.replay(h)
+
+    def _write_metadata(self, topic_id: bytes) -> None:
+        path = os.path.join(self.dir, METADATA_FILE)
+        text = f"version: 0\ntopic_id: {encode_topic_id(topic_id)}\n".encode()
+        try:
+            with open(path, "rb") as f:
+                if f.read() == text:
+                    return
+        except OSError:
+            pass
+        atomic_write(path, text)
+
+    def write_checkpoint(self, *, clean: bool, durable: bool = True) -> None:
+        """Persist log start, recovery point and cleaner position; `clean` only once everything is synced."""
+        active = self._segments[-1]
+        write_json(os.path.join(self.dir, CHECKPOINT_FILE), {
+            "version": 1, "clean": clean, "log_start_offset": self.log_start_offset,
+            "recovery_point": self.recovery_point, "cleaner_offset": self.cleaner_offset,
+            "log_end_offset": self.log_end_offset, "active_base": active.base_offset, "active_size": active.size,
+        }, durable=durable)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{self.topic}-{self.partition} is closed")
+
+    @property
+    def segments(self) -> list[Segment]:
+        """A snapshot of the segment list (oldest first)."""
+        with self._lock:
+            return list(self._segments)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def _segment_index_for(self, offset: int) -> int:
+        bases = [s.base_offset for s in self._segments]
+        lo, hi = 0, len(bases)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bases[mid] <= offset:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(0, lo - 1)
+
+    def _iter_headers_from(self, offset: int):
+        """Batch headers (file positions) of every batch ending at or after `offset`, across segments."""
+        for seg in self._segments[self._segment_index_for(offset):]:
+            h = seg.locate(offset)
+            if h is None:
+                continue
+            yield from seg.iter_headers(h.position)
+
+    def update_config(self, config: LogConfig) -> None:
+        with self._lock:
+            self.config = config
+            for seg in self._segments:
+                seg.index_interval = config.index_interval_bytes
+
+    # ------------------------------------------------------------------ append
+
+    def append(self, buf: bytearray, batches: list[BatchHeader], *, now_ms: int | None = None) -> AppendResult:
+        """Assign offsets in place and write the batches; idempotent duplicates are not written again.
+
+        `buf` should be writable (bytearray or writable memoryview); a read-only buffer is copied once.
+        """
+        if not isinstance(buf, bytearray) and (not isinstance(buf, memoryview) or buf.readonly):
+            buf = bytearray(buf)
+        if not batches:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no record batches to append")
+        now = now_ms if now_ms is not None else wall_ms()
+        start, last = batches[0].position, batches[-1]
+        end = last.position + last.size
+        if sum(h.size for h in batches) != end - start:
+            raise ValueError("batches must be contiguous in the buffer")
+        with self._lock:
+            self._check_open()
+            dup, updates = self.producer_state.prepare(batches, self.log_end_offset, now)
+            if dup is not None:
+                lat = dup[2] if self.config.log_append_time else -1
+                return AppendResult(dup[0], dup[1], lat, self.log_start_offset, True)
+            seg = self._maybe_roll(end - start, batches, now)
+            base = self.log_end_offset
+            lat = now if self.config.log_append_time else None
+            next_offset = records.assign_offsets(buf, batches, base, self.leader_epoch, lat)
+            assigned, offset = [], base
+            for h in batches:
+                fixed = {"max_timestamp": lat, "attributes": h.attributes | records.ATTR_LOG_APPEND_TIME} if lat else {}
+                assigned.append(h._replace(base_offset=offset, partition_leader_epoch=self.leader_epoch, **fixed))
+                offset += h.last_offset_delta + 1
+            seg.append(memoryview(buf)[start:end], assigned, start)
+            self.epochs.assign(self.leader_epoch, base)
+            self.producer_state.commit(updates)
+            self.log_end_offset = self.high_watermark = next_offset
+            self.unflushed_messages += sum(h.records_count for h in batches)
+            return AppendResult(base, next_offset - 1, lat if lat is not None else -1, self.log_start_offset, False)
+
+    def _maybe_roll(self, size: int, batches: list[BatchHeader], now: int) -> Segment:
+        seg = self._segments[-1]
+        if seg.size == 0:
+            return seg
+        cfg = self.config
+        new_max_ts = now if cfg.log_append_time else max(h.max_timestamp for h in batches)
+        first_ts = seg.first_batch_timestamp
+        waited = (new_max_ts - first_ts) if first_ts is not None and first_ts >= 0 else now - seg.created_ms
+        last_offset = self.log_end_offset + sum(h.last_offset_delta + 1 for h in batches) - 1
+        if (seg.size + size > cfg.segment_bytes or waited > cfg.segment_ms - seg.roll_jitter_ms
+                or seg.indexes_full or last_offset - seg.base_offset > records.INT32_MAX):
+            return self.roll(now)
+        return seg
+
+    def roll(self, now: int | None = None) -> Segment:
+        """Start a new active segment at the log end (snapshotting producer state, as Kafka does)."""
+        with self._lock:
+            old = self._segments[-1]
+            if old.size == 0:
+                return old
+            old.deactivate()
+            seg = self._new_segment(self.log_end_offset)
+            seg.created_ms = now if now is not None else wall_ms()
+            seg.active = True
+            self._segments.append(seg)
+            self._dir_dirty = True
+            self.producer_state.take_snapshot(self.log_end_offset, durable=False)
+            self.producer_state.prune()
+            return seg
+
+    # ------------------------------------------------------------------ read
+
+    def read(self, offset: int, max_bytes: int, *, min_one: bool = True) -> ReadResult:
+        """Whole batches from the one holding `offset`, up to max_bytes (or one batch when min_one)."""
+        with self._lock:
+            self._check_open()
+            if offset < self.log_start_offset or offset > self.log_end_offset:
+                raise KafkaError(
+                    ErrorCode.OFFSET_OUT_OF_RANGE,
+                    f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] "
+                    f"of {self.topic}-{self.partition}",
+                )
+            chunks: list = []
+            total = 0
+            for seg in self._segments[self._segment_index_for(offset):]:
+                if offset >= self.high_watermark:
+                    break
+                chunk, n, stop = self._read_segment(seg, offset, max_bytes - total, min_one and not chunks)
+                if n:
+                    chunks.append(chunk)
+                    total += n
+                if stop:
+                    break
+            return ReadResult(chunks, total)
+
+    def _read_segment(self, seg: Segment, offset: int, budget: int, oversize_ok: bool):
+        h = seg.locate(offset)
+        if h is None:
+            return None, 0, False
+        start = h.position
+        data = seg.read(start, max(min(seg.size - start, budget), records.HEADER_SIZE))
+        off = 0
+        hw = self.high_watermark
+        while off + records.HEADER_SIZE <= len(data):
+            b = records.parse_header(data, off)
+            if b.base_offset >= hw:
+                return memoryview(data)[:off], off, True
+            if off + b.size > len(data) or off + b.size > budget:
+                if off == 0 and oversize_ok:
+                    whole = seg.read(start, b.size)
+                    return whole, len(whole), True
+                return memoryview(data)[:off], off, True
+            off += b.size
+        stop = start + off < seg.size  # budget ran out inside this segment
+        return memoryview(data)[:off], off, stop
+
+    # ------------------------------------------------------------------ flush and close
+
+    def flush_due(self, now: int | None = None) -> bool:
+        """Whether flush.messages or flush.ms asks for an fsync now."""
+        if not self.unflushed_messages:
+            return False
+        now = now if now is not None else wall_ms()
+        cfg = self.config
+        return self.unflushed_messages >= cfg.flush_messages or now - self.last_flush_ms >= cfg.flush_ms
+
+    def flush(self) -> None:
+        """fsync everything written so far (safe to run in a worker thread) and advance the recovery point."""
+        with self._lock:
+            if self._closed:
+                return
+            target, pending = self.log_end_offset, self.unflushed_messages
+            fds = [fd for seg in self._segments for fd in seg.fsync_fds()]
+            sync_dir, self._dir_dirty = self._dir_dirty, False
+        try:
+            for fd in fds:
+                os.fsync(fd)
+            if sync_dir:
+                fsync_dir(self.dir)
+        except OSError as e:
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"fsync failed: {e}") from None
+        finally:
+            for fd in fds:
+                os.close(fd)
+        with self._lock:
+            self.recovery_point = max(self.recovery_point, target)
+            self.unflushed_messages = max(0, self.unflushed_messages - pending)
+            self.last_flush_ms = wall_ms()
+            if not self._closed:  # a lost (unsynced) checkpoint only means more recovery work
+                self.write_checkpoint(clean=False, durable=False)
+
+    def close(self) -> None:
+        """Flush, write producer snapshot and the clean-shutdown checkpoint, release descriptors."""
+        with self._lock:
+            if self._closed:
+                return
+            self.flush()
+            active = self._segments[-1]
+            active.deactivate()
+            for seg in self._segments:
+                for fd in seg.fsync_fds():
+                    os.fsync(fd)
+                    os.close(fd)
+            self.producer_state.take_snapshot(self.log_end_offset, durable=True)
+            self.recovery_point = self.log_end_offset
+            self.write_checkpoint(clean=True)
+            for seg in self._segments:
+                seg.close()
+            self._closed = True
+
+    def release(self) -> None:
+        """Release descriptors without writing anything (topic deletion; tests use it to simulate a crash)."""
+        with self._lock:
+            for seg in self._segments:
+                seg.close()
+            self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return (f"PartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
+                f"end={self.log_end_offset}, segments={len(self._segments)})")

@@ -1,0 +1,108 @@
+"""`keystream` command line: run the broker (`serve`, `up`) and Kafka-style client tools.
+
+Entry point `keystream.cli:main` (also `python -m keystream`). Client commands live in their own
+modules (cli_topic, cli_produce, cli_consume); this module only wires them together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from keystream.cli_consume import consume
+from keystream.cli_produce import produce
+from keystream.cli_topic import topic
+from keystream.config import Config, ConfigError, load_config
+from keystream.devsetup import connect_help, write_dev_files
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="keystream", prog_name="keystream")
+def cli() -> None:
+    """Keystream: a Kafka-compatible event-streaming broker and its tools."""
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def _broker_runner() -> Callable[[Config], int]:
+    """The broker's `run(config) -> int`, which blocks until SIGTERM/SIGINT and returns the exit code."""
+    try:
+        from keystream.broker.server import run
+    except ImportError as exc:
+        raise click.ClickException(f"the broker cannot be loaded: {exc}") from None
+    return run
+
+
+def _load(path: str | None, overrides: dict[str, str]) -> Config:
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _overrides(values: tuple[str, ...]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"'{text}' must look like name=value", param_hint="--override")
+        result[name.strip()] = value
+    return result
+
+
+log_level_option = click.option(
+    "--log-level", default="info", show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Broker properties file (Apache Kafka property names).")
+@click.option("--override", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override one property (repeatable), like kafka-server-start's --override.")
+@click.option("--check", is_flag=True, help="Validate the config, print the effective values and exit.")
+@log_level_option
+@click.pass_context
+def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], check: bool, log_level: str) -> None:
+    """Run a broker from a server.properties file."""
+    config = _load(config_path, _overrides(overrides))
+    if check:
+        click.echo("\n".join(config.describe()))
+        return
+    run = _broker_runner()
+    _setup_logging(log_level)
+    ctx.exit(run(config))
+
+
+@cli.command()
+@click.option("--data-dir", default=".keystream", show_default=True, type=click.Path(file_okay=False),
+              help="Where config files and data live.")
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535), help="Listener port.")
+@log_level_option
+@click.pass_context
+def up(ctx: click.Context, data_dir: str, port: int, log_level: str) -> None:
+    """Run a dev single-node broker (config under --data-dir)."""
+    setup = write_dev_files(Path(data_dir), port=port)
+    config = _load(str(setup.server_properties), {})
+    run = _broker_runner()
+    click.echo(connect_help(setup))
+    _setup_logging(log_level)
+    ctx.exit(run(config))
+
+
+cli.add_command(topic)
+cli.add_command(produce)
+cli.add_command(consume)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (exits the process with the command's status)."""
+    cli.main(args=argv, prog_name="keystream")

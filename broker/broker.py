@@ -1,0 +1,109 @@
+"""The broker's state and lifecycle: logs, groups, identity, and the wake-ups parked fetches wait on."""
+
+import asyncio
+import base64
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+from keystream.broker.groups import GroupCoordinator
+from keystream.broker.log import LogManager
+from keystream.broker.producer_ids import ProducerIdManager
+
+log = logging.getLogger("keystream.broker")
+
+
+def _load_meta(log_dir: Path, node_id: int) -> str:
+    """Returns the cluster id from meta.properties (Kafka's file), creating it on first start."""
+    path = log_dir / "meta.properties"
+    if path.exists():
+        props = dict(
+            line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#")
+        )
+        if int(props.get("node.id", node_id)) != node_id:
+            raise SystemExit(f"{path} belongs to node.id={props['node.id']}, but node.id={node_id} is configured")
+        return props["cluster.id"]
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
+    os.replace(tmp, path)
+    return cluster_id
+
+
+class Broker:
+    def __init__(self, config):
+        self.config = config
+        self.node_id: int = config["node.id"]
+        advertised = config.advertised_listeners[0]
+        self.advertised_host = advertised.host or "127.0.0.1"
+        self.advertised_port = advertised.port
+        log_dirs = config["log.dirs"]
+        self.cluster_id = _load_meta(Path(log_dirs[0]), self.node_id)
+        self.logs = LogManager(log_dirs, config)
+        self.groups = GroupCoordinator(self.logs, config)
+        self.groups.on_append = self.notify_append
+        self.producer_ids = ProducerIdManager(Path(log_dirs[0]))
+        self._waiters: dict[tuple[str, int], set[asyncio.Future]] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        self.logs.load()
+        await self.groups.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._maintain()), loop.create_task(self._flush_periodically())]
+        log.info("logs loaded in %.2fs: %d topics", time.monotonic() - started, len(self.logs.topics))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.groups.stop()
+        self.logs.close()
+
+    # -- parked fetches ------------------------------------------------------------------------
+    def data_waiter(self, partitions) -> asyncio.Future:
+        """A future completed by the next append to any of `partitions` ((topic, index) pairs)."""
+        fut = asyncio.get_running_loop().create_future()
+        for tp in partitions:
+            self._waiters.setdefault(tp, set()).add(fut)
+        return fut
+
+    def drop_waiter(self, fut: asyncio.Future, partitions) -> None:
+        for tp in partitions:
+            waiters = self._waiters.get(tp)
+            if waiters is not None:
+                waiters.discard(fut)
+                if not waiters:
+                    del self._waiters[tp]
+
+    def notify_append(self, topic: str, partition: int) -> None:
+        waiters = self._waiters.pop((topic, partition), None)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # -- background work -----------------------------------------------------------------------
+    async def _maintain(self) -> None:
+        """Retention and compaction, at the more frequent of their two configured intervals."""
+        interval = min(self.config["log.retention.check.interval.ms"], self.config["log.cleaner.backoff.ms"])
+        while True:
+            await asyncio.sleep(interval / 1000)
+            try:
+                self.logs.run_maintenance(int(time.time() * 1000))
+            except Exception:
+                log.exception("log maintenance failed")
+
+    async def _flush_periodically(self) -> None:
+        """Applies log.flush.interval.ms: partitions whose flush is due are fsynced off the loop."""
+        interval = self.config["log.flush.scheduler.interval.ms"] / 1000
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(interval, 1.0))
+            for topic in list(self.logs.topics.values()):
+                for plog in topic.partitions:
+                    if plog.flush_due():
+                        await loop.run_in_executor(None, plog.flush)

@@ -1,0 +1,18 @@
+"""Importing this package registers every API handler in `registry.HANDLERS`."""
+
+from keystream.broker.handlers import (  # noqa: F401
+    api_versions,
+    cluster,
+    configs,
+    fetch,
+    groups,
+    log_offsets,
+    metadata,
+    offsets,
+    produce,
+    producers,
+    topics,
+)
+from keystream.broker.handlers.registry import HANDLERS
+
+__all__ = ["HANDLERS"]

@@ -1,0 +1,97 @@
+"""Fetch: whole stored batches sent as file slices, long-polled until min.bytes or max.wait.ms.
+
+A parked fetch is woken by the append itself (Broker.notify_append), not by a timer. Versions 0-3
+predate the v2 record format and are not offered (as in Apache Kafka 4.0). Fetch sessions
+(KIP-227) are answered with session id 0, which tells clients to send full fetches.
+"""
+
+import asyncio
+
+from keystream.broker.errors import ErrorCode, KafkaError
+from keystream.broker.handlers.registry import api
+from keystream.broker.protocol.messages.fetch_request import FetchRequest
+from keystream.broker.protocol.messages.fetch_response import (
+    FetchableTopicResponse,
+    FetchResponse,
+    PartitionData,
+)
+
+
+def _partition_error(index: int, code: ErrorCode) -> PartitionData:
+    return PartitionData(partition_index=index, error_code=code, high_watermark=-1, last_stable_offset=-1,
+                         log_start_offset=-1, records=b"")
+
+
+def _read(ctx, req: FetchRequest):
+    """One pass over the requested partitions: (response topics, bytes read, any error)."""
+    logs = ctx.broker.logs
+    by_id = ctx.version >= 13
+    left = req.max_bytes
+    total = 0
+    errors = False
+    topics = []
+    for ft in req.topics:
+        topic = logs.topic_by_id(ft.topic_id) if by_id else logs.topic(ft.topic)
+        parts = []
+        for fp in ft.partitions:
+            if topic is None or not 0 <= fp.partition < len(topic.partitions):
+                errors = True
+                missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id and topic is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                parts.append(_partition_error(fp.partition, missing))
+                continue
+            plog = topic.partitions[fp.partition]
+            if fp.current_leader_epoch > plog.leader_epoch:
+                errors = True
+                parts.append(_partition_error(fp.partition, ErrorCode.UNKNOWN_LEADER_EPOCH))
+                continue
+            if 0 <= fp.current_leader_epoch < plog.leader_epoch:
+                errors = True
+                parts.append(_partition_error(fp.partition, ErrorCode.FENCED_LEADER_EPOCH))
+                continue
+            try:
+                limit = min(fp.partition_max_bytes, left)
+                result = plog.read(fp.fetch_offset, limit, min_one=total == 0)
+            except KafkaError as e:
+                errors = True
+                parts.append(_partition_error(fp.partition, e.code))
+                continue
+            total += result.size
+            left = max(0, left - result.size)
+            hw = plog.high_watermark
+            parts.append(PartitionData(
+                partition_index=fp.partition, error_code=0, high_watermark=hw, last_stable_offset=hw,
+                log_start_offset=plog.log_start_offset, aborted_transactions=[],
+                preferred_read_replica=-1, records=result.chunks,
+            ))
+        topics.append(FetchableTopicResponse(topic=ft.topic, topic_id=ft.topic_id, partitions=parts))
+    return topics, total, errors
+
+
+@api(FetchRequest, min_version=4)
+async def fetch(ctx, req: FetchRequest) -> FetchResponse:
+    if req.session_id != 0:
+        return FetchResponse(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.max_wait_ms / 1000
+    broker = ctx.broker
+    while True:
+        topics, total, errors = _read(ctx, req)
+        remaining = deadline - loop.time()
+        if total >= req.min_bytes or errors or remaining <= 0 or not req.topics:
+            return FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
+        names = _names(ctx, req)
+        tps = [(name, fp.partition) for ft, name in zip(req.topics, names, strict=False) for fp in ft.partitions]
+        waiter = broker.data_waiter(tps)
+        try:
+            await asyncio.wait_for(waiter, remaining)
+        except TimeoutError:
+            pass
+        finally:
+            broker.drop_waiter(waiter, tps)
+
+
+def _names(ctx, req: FetchRequest) -> list[str]:
+    if ctx.version < 13:
+        return [ft.topic for ft in req.topics]
+    logs = ctx.broker.logs
+    return [t.name if (t := logs.topic_by_id(ft.topic_id)) else "" for ft in req.topics]

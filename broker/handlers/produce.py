@@ -1,0 +1,77 @@
+"""Produce: validate batch headers, assign offsets in place, append; no per-record work.
+
+Versions 0-2 carry the pre-0.11 message formats (magic 0/1), which Keystream does not store, so
+Produce starts at v3 (as in Apache Kafka 4.0).
+"""
+
+import asyncio
+import time
+
+from keystream.broker.errors import ErrorCode, KafkaError
+from keystream.broker.handlers.registry import api
+from keystream.broker.protocol.messages.produce_request import ProduceRequest
+from keystream.broker.protocol.messages.produce_response import (
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+from keystream.broker.records import validate_batches
+
+
+def _error(index: int, e: KafkaError) -> PartitionProduceResponse:
+    return PartitionProduceResponse(index=index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
+                                    log_start_offset=-1, error_message=e.message)
+
+
+def _append(topic, index: int, records, now_ms: int):
+    """Appends one partition's batches; returns (response, log or None)."""
+    if topic is None or not 0 <= index < len(topic.partitions):
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+    if topic.is_internal:
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic.name}")
+    if records is None or len(records) == 0:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "Produce request carries no record batch")
+    cfg = topic.config
+    batches = validate_batches(
+        records, max_message_bytes=cfg.max_message_bytes, timestamp_type=cfg.message_timestamp_type,
+        before_max_ms=cfg.timestamp_before_max_ms, after_max_ms=cfg.timestamp_after_max_ms,
+        now_ms=now_ms,
+    )
+    for b in batches:
+        if b.is_transactional or b.is_control:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Transactional and control batches are not supported yet")
+    plog = topic.partitions[index]
+    res = plog.append(records, batches, now_ms=now_ms)
+    return PartitionProduceResponse(index=index, error_code=0, base_offset=res.base_offset,
+                                    log_append_time_ms=res.log_append_time_ms,
+                                    log_start_offset=res.log_start_offset), plog
+
+
+@api(ProduceRequest, min_version=3)
+async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
+    broker = ctx.broker
+    now_ms = int(time.time() * 1000)
+    acks_valid = req.acks in (0, 1, -1)
+    responses, appended = [], []
+    for td in req.topic_data:
+        topic = broker.logs.topic(td.name)
+        parts = []
+        for pd in td.partition_data:
+            try:
+                if not acks_valid:
+                    raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {req.acks}")
+                resp, plog = _append(topic, pd.index, pd.records, now_ms)
+                appended.append(plog)
+                broker.notify_append(td.name, pd.index)
+            except KafkaError as e:
+                resp = _error(pd.index, e)
+            parts.append(resp)
+        responses.append(TopicProduceResponse(td.name, parts))
+    if req.acks == -1:
+        due = [p for p in appended if p.flush_due()]
+        if due:
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(None, p.flush) for p in due))
+    if req.acks == 0:
+        return None
+    return ProduceResponse(responses=responses, throttle_time_ms=0)

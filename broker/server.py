@@ -115,6 +115,8 @@ class Connection(asyncio.Protocol):
                 if out is False:
                     self.close()
                     return
+                if self.transport.is_closing():  # the client left while its request was in flight
+                    return
                 self.transport.writelines(out)
                 self.last_active = time.monotonic()
                 if not self._can_write.is_set():

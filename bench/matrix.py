@@ -1,0 +1,141 @@
+"""The measurement matrix: which runs happen, in which order, on which topics.
+
+Every cell runs on each broker in turn, the order flipping on each repeat; topics are created
+fresh through the Admin API for every run and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import consume, join, latency, produce, topics
+from bench.brokers import Broker, BrokerError
+from bench.session import Session, guarded
+
+
+def records_for(args: argparse.Namespace, size: int) -> int:
+    """Defaults big enough that even the faster broker spends well over a clock tick per run."""
+    if args.records:
+        return args.records
+    if args.quick:
+        return 20_000
+    return 1_000_000 if size <= 100 else 300_000
+
+
+def throughput_cell(s: Session, repeat: int, size: int, parts: int, comp: str) -> None:
+    """Produce once per acks setting into fresh topics, then consume the first one back."""
+    a = s.args
+    records = records_for(a, size)
+    for name in s.order(repeat):
+        broker = s.brokers[name]
+        made: list[str] = []
+        consume_topic, consume_codec = None, None
+        try:
+            if "produce" in a.only:
+                for acks in a.acks:
+                    topic = topics.unique_name("produce")
+                    made.append(topic)
+                    label = f"{size}B acks={acks} p={parts} {comp}"
+                    params = {"size": size, "acks": acks, "partitions": parts, "compression": comp,
+                              "records": records}
+                    sample = guarded(broker, _produce, broker, topic, a, records, size, acks, parts, comp)
+                    _check_codec(s, broker, comp, size, sample)
+                    s.record(f"produce {label}", "produce", label, params, name, sample)
+                    if consume_topic is None and sample.get("complete"):
+                        consume_topic, consume_codec = topic, sample.get("wire_codec")
+            if "consume" in a.only:
+                label = f"{size}B p={parts} {comp}"
+                params = {"size": size, "partitions": parts, "compression": comp, "records": records}
+                if consume_topic is None and "produce" not in a.only:
+                    consume_topic = topics.unique_name("consume")
+                    made.append(consume_topic)
+                    sample = guarded(broker, _fill, broker, consume_topic, a, records, size, parts, comp)
+                    _check_codec(s, broker, comp, size, sample)
+                    consume_codec = sample.get("wire_codec")
+                    if not sample.get("complete"):
+                        consume_topic = None
+                if consume_topic is None:
+                    sample = {"complete": False, "first_error": "no complete produce run to read back"}
+                else:
+                    sample = guarded(broker, consume.run, broker, consume_topic, records, size, parts,
+                                     a.phase_timeout)
+                    if consume_codec:
+                        sample["wire_codec"] = consume_codec  # what the stored batches carry
+                s.record(f"consume {label}", "consume", label, params, name, sample)
+        finally:
+            for topic in made:
+                if broker.alive():
+                    err = topics.delete(broker, topic)
+                    if err:
+                        print(f"  warning: {name} could not delete {topic}: {err}", flush=True)
+
+
+def _check_codec(s: Session, broker: Broker, comp: str, size: int, sample: dict) -> None:
+    """Record which codec the batches really carried; the report flags rows where it is not `comp`."""
+    if comp != "none" and sample.get("complete"):
+        sample["wire_codec"] = s.codec(broker, comp, size)
+
+
+def _produce(broker: Broker, topic: str, a, records: int, size: int, acks: int, parts: int, comp: str) -> dict:
+    topics.create(broker, topic, parts)
+    return produce.run(broker, topic, records, size, acks, parts, comp, a.phase_timeout)
+
+
+def _fill(broker: Broker, topic: str, a, records: int, size: int, parts: int, comp: str) -> dict:
+    topics.create(broker, topic, parts)
+    produce.fill(broker, topic, records, size, parts, comp, a.phase_timeout)
+    return {"complete": True}
+
+
+def latency_cell(s: Session, repeat: int) -> None:
+    a = s.args
+    label = f"{a.rate}/s 100B acks=-1 linger=0"
+    params = {"rate": a.rate, "size": 100, "acks": -1, "linger_ms": 0, "seconds": a.latency_seconds}
+    for name in s.order(repeat):
+        broker = s.brokers[name]
+        topic = topics.unique_name("latency")
+
+        def go(broker=broker, topic=topic) -> dict:
+            topics.create(broker, topic, 1)
+            return latency.run(broker, topic, a.rate, a.latency_seconds, a.warmup_seconds, 100,
+                               a.phase_timeout)
+
+        s.record(f"latency {label}", "latency", label, params, name, guarded(broker, go))
+        if broker.alive():
+            topics.delete(broker, topic)
+
+
+def join_cell(s: Session, repeat: int, delay_ms: int) -> None:
+    label = f"2 members, K delay={delay_ms}ms"
+    params = {"group.initial.rebalance.delay.ms": delay_ms, "note": "the delay applies to Keystream only"}
+    for name in s.order(repeat):
+        try:
+            broker = s.join_broker(name, delay_ms)
+        except BrokerError as exc:
+            s.record(f"join {delay_ms}", "join", label, params, name, {"complete": False, "first_error": str(exc)})
+            continue
+        topic = topics.unique_name("join")
+
+        def go(broker=broker, topic=topic) -> dict:
+            topics.create(broker, topic, 2)
+            return join.run(broker, topic, min(40.0 if s.args.quick else 60.0, s.args.phase_timeout))
+
+        s.record(f"join {delay_ms}", "join", label, params, name, guarded(broker, go))
+        if broker.alive():
+            topics.delete(broker, topic)
+
+
+def measure(s: Session) -> None:
+    a = s.args
+    for repeat in range(a.repeats):
+        print(f"repeat {repeat + 1}/{a.repeats}", flush=True)
+        if {"produce", "consume"} & set(a.only):
+            for size in a.sizes:
+                for parts in a.partitions:
+                    for comp in a.compression:
+                        throughput_cell(s, repeat, size, parts, comp)
+        if "latency" in a.only:
+            latency_cell(s, repeat)
+        if "join" in a.only:
+            for delay in a.join_delays:
+                join_cell(s, repeat, delay)

@@ -1,0 +1,212 @@
+"""Summaries, ratios, the stdout tables and the JSON file.
+
+The first broker named is the subject and the second the peer; every ratio is subject / peer, so
+for throughput above 1 is better and for latency and join time below 1 is better.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+from bench.stats import summarize
+
+# metric name -> function of one complete sample
+METRICS = {
+    "records_per_s": lambda s: s["records"] / s["seconds"] if s["seconds"] else None,
+    "mb_per_s": lambda s: s["bytes"] / s["seconds"] / 1e6 if s["seconds"] else None,
+    "records_per_cpu_s": lambda s: s["records"] / s["broker_cpu_s"] if s["broker_cpu_s"] > 0 else None,
+    "broker_cpu_s": lambda s: s["broker_cpu_s"],
+    "client_cpu_frac": lambda s: s["client_cpu_s"] / s["seconds"] if s["seconds"] else None,
+    "e2e_p50_ms": lambda s: s.get("e2e_p50_ms"),
+    "e2e_p99_ms": lambda s: s.get("e2e_p99_ms"),
+    "ack_p50_ms": lambda s: s.get("ack_p50_ms"),
+    "ack_p99_ms": lambda s: s.get("ack_p99_ms"),
+    "join_ms": lambda s: s.get("join_ms"),
+}
+LOW_CPU_S = 0.5  # on the tick clock, below this a 10 ms tick is more than 2% of the CPU figure
+
+
+def summarize_row(row: dict, brokers: list[str]) -> None:
+    """Add per-broker medians (of complete samples only) and subject/peer ratios to a row."""
+    row["summary"], row["ratio"] = {}, {}
+    for b in brokers:
+        good = [s for s in row["samples"].get(b, []) if s.get("complete")]
+        row["summary"][b] = {m: summarize([f(s) for s in good]) for m, f in METRICS.items()}
+    if len(brokers) >= 2:
+        subj, peer = (row["summary"][b] for b in brokers[:2])
+        for m in METRICS:
+            if subj[m] and peer[m] and peer[m]["median"]:
+                row["ratio"][m] = subj[m]["median"] / peer[m]["median"]
+
+
+def failures(row: dict, broker: str) -> list[str]:
+    return [s.get("first_error", "incomplete") for s in row["samples"].get(broker, []) if not s.get("complete")]
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    if v >= 100:
+        return f"{v:.0f}"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def _cell(row: dict, broker: str, metric: str) -> str:
+    if failures(row, broker) and not any(s.get("complete") for s in row["samples"].get(broker, [])):
+        return "FAIL"
+    summary = row["summary"].get(broker, {}).get(metric)
+    if not summary:
+        return "-"
+    text = _num(summary["median"])
+    if metric == "records_per_cpu_s" and any(
+        s.get("broker_cpu_clock") == "ticks" and s["broker_cpu_s"] < LOW_CPU_S
+        for s in row["samples"][broker] if s.get("complete")
+    ):
+        text += "~"
+    return text
+
+
+def wire_codecs(row: dict) -> dict[str, str]:
+    """Broker -> codec the client really sent, for compressed rows ('' when not checked)."""
+    return {b: "+".join(sorted({s.get("wire_codec", "") for s in samples if s.get("complete")}))
+            for b, samples in row["samples"].items()}
+
+
+def _codec_mismatch(row: dict) -> bool:
+    wanted = row["params"].get("compression", "none")
+    return wanted != "none" and any(c not in ("", wanted) for c in wire_codecs(row).values())
+
+
+def _comparable(row: dict) -> bool:
+    """A ratio between a broker that got lz4 batches and one that got plain ones means nothing."""
+    codecs = [c for c in wire_codecs(row).values() if c]
+    return len(set(codecs)) <= 1
+
+
+def _ratio(row: dict, metric: str) -> str:
+    if not _comparable(row):
+        return "n/c"
+    r = row["ratio"].get(metric)
+    if r is None:
+        return "-"
+    if r >= 0.1:
+        return f"{r:.2f}x"
+    return f"{r:.3f}x" if r >= 0.001 else f"{r:.1e}x"
+
+
+def _client(row: dict, brokers: list[str]) -> str:
+    """Client CPU as a share of one core, per broker: near 100% means the run was client-bound."""
+    parts = []
+    for b in brokers:
+        summary = row["summary"].get(b, {}).get("client_cpu_frac")
+        parts.append(f"{summary['median'] * 100:.0f}%" if summary else "-")
+    return "/".join(parts)
+
+
+def _spread(row: dict, broker: str, metric: str) -> str:
+    summary = row["summary"].get(broker, {}).get(metric)
+    return f"{summary['spread'] * 100:.0f}%" if summary and summary["n"] > 1 else "-"
+
+
+def _table(title: str, rows: list[dict], brokers: list[str], metrics: list[tuple[str, str]],
+           spread_of: str | None) -> list[str]:
+    short = [b[0].upper() for b in brokers]
+    head = ["case"]
+    for label, _ in metrics:
+        head += [f"{label} {s}" for s in short] + (["ratio"] if len(brokers) > 1 else [])
+    if spread_of:
+        head += [f"spr {s}" for s in short] + ["client " + "/".join(short)]
+    body = []
+    for row in rows:
+        line = [row["label"] + (" †" if _codec_mismatch(row) else "")]
+        for _, metric in metrics:
+            line += [_cell(row, b, metric) for b in brokers] + ([_ratio(row, metric)] if len(brokers) > 1 else [])
+        if spread_of:
+            line += [_spread(row, b, spread_of) for b in brokers] + [_client(row, brokers)]
+        body.append(line)
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return [title, fmt(head), *(fmt(r) for r in body), ""]
+
+
+def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
+    names = ", ".join(f"{b[0].upper()} = {b}" for b in brokers)
+    out = [f"{names}; ratio = {brokers[0]} / {brokers[1]}" if len(brokers) > 1 else names,
+           "medians of complete repeats; spr = (max-min)/median of records/s; client = client CPU / wall "
+           "(100% = one core: client-bound); ~ = CPU from the 10 ms tick clock and under 0.5 s", ""]
+    by_phase = {p: [r for r in rows if r["phase"] == p] for p in ("produce", "consume", "latency", "join")}
+    throughput = [("rec/s", "records_per_s"), ("MB/s", "mb_per_s"), ("rec/CPU-s", "records_per_cpu_s")]
+    for phase in ("produce", "consume"):
+        if by_phase[phase]:
+            out += _table(phase.upper(), by_phase[phase], brokers, throughput, "records_per_s")
+    if by_phase["latency"]:
+        out += _table("LATENCY (ms)", by_phase["latency"], brokers,
+                      [("e2e p50", "e2e_p50_ms"), ("e2e p99", "e2e_p99_ms"),
+                       ("ack p50", "ack_p50_ms"), ("ack p99", "ack_p99_ms")], None)
+    if by_phase["join"]:
+        out += _table("GROUP JOIN (ms)", by_phase["join"], brokers, [("join", "join_ms")], None)
+    out.append("broker peak RSS: " + ", ".join(
+        f"{b} {info['peak_rss_mib']:.0f} MiB" if info.get("peak_rss_mib") else f"{b} n/a"
+        for b, info in broker_info.items()))
+    out += _codec_lines(rows)
+    for b, info in broker_info.items():
+        if info.get("start_error"):
+            out += ["", f"{b} DID NOT START:", *(f"    {t}" for t in info["start_error"].splitlines())]
+    out += _failure_lines(rows, brokers)
+    return "\n".join(out)
+
+
+def _codec_lines(rows: list[dict]) -> list[str]:
+    """Explain the † rows: which codec each broker's batches really carried, grouped by outcome."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        if _codec_mismatch(row):
+            sent = ", ".join(f"{b} got {c or '-'}" for b, c in wire_codecs(row).items())
+            groups.setdefault(sent, []).append(f"{row['phase']} {row['label']}")
+    if not groups:
+        return []
+    lines = ["", "† compression.type was not what went on the wire (librdkafka sends a batch uncompressed when "
+             "the codec does not shrink it, and never uses LZ4 unless the broker advertises FindCoordinator); "
+             "n/c = the brokers got different codecs, so no ratio:"]
+    for sent, where in groups.items():
+        lines.append(f"  {sent}: {'; '.join(where)}")
+    return lines
+
+
+def _failure_lines(rows: list[dict], brokers: list[str]) -> list[str]:
+    """Each distinct failure once, with how many runs it hit and which rows, so a dead broker is one entry."""
+    lines: list[str] = []
+    for b in brokers:
+        seen: dict[str, list[str]] = {}
+        for row in rows:
+            for error in failures(row, b):
+                seen.setdefault(error, []).append(f"{row['phase']} {row['label']}")
+        for error, where in seen.items():
+            rows_text = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+            lines += [f"  {b}: {len(where)} run(s) failed ({rows_text}):", *(f"    {t}" for t in error.splitlines())]
+    return ["", "FAILURES:", *lines] if lines else []
+
+
+def machine() -> dict:
+    import confluent_kafka
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+            "librdkafka": confluent_kafka.libversion()[0]}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str))

@@ -1,0 +1,116 @@
+"""Side-by-side runner: `python -m bench.run [--quick] [--only ...] [--brokers keystream,tansu]`.
+
+Both brokers run at once on free 127.0.0.1 ports and every measurement alternates between them
+(and flips the order on each repeat), so machine noise lands on both sides of each ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bench import brokers as launch
+from bench import report
+from bench.matrix import measure
+from bench.session import Session
+
+PHASES = ("produce", "consume", "latency", "join")
+RESULTS = Path(__file__).resolve().parent / "results"
+TLS_HOOK = (
+    "--tls is not wired up yet: it needs Keystream's SSL listener and the dev PKI. The hook is "
+    "bench.brokers.keystream(scheme='SSL', extra_props={ssl.* server properties}, client_props="
+    "{'security.protocol': 'SSL', 'ssl.ca.location': ..., 'ssl.certificate.location': ..., "
+    "'ssl.key.location': ...}); see bench/README.md. Until then --keystream-prop and "
+    "--keystream-client-prop pass the same settings by hand."
+)
+
+
+def _csv(kind):
+    return lambda text: [kind(v) for v in text.split(",") if v]
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smoke test: small counts, one repeat (~1 minute)")
+    p.add_argument("--brokers", type=_csv(str), default=["keystream", "tansu"],
+                   help="comma list; the first is the subject, the second the peer (ratio = first/second)")
+    p.add_argument("--only", type=_csv(str), default=list(PHASES), help="comma list of " + "|".join(PHASES))
+    p.add_argument("--records", type=int, help="records per produce/consume run (default 1000000 for 100 B "
+                   "and 300000 for 1 KiB records, so the peer's CPU time is well above clock noise; quick 20000)")
+    p.add_argument("--repeats", type=int, help="repeats per measurement (default 3, quick 1)")
+    p.add_argument("--sizes", type=_csv(int), default=[100, 1024], help="record value sizes in bytes")
+    p.add_argument("--acks", type=_csv(int), default=[1, -1])
+    p.add_argument("--partitions", type=_csv(int), default=[1, 6])
+    p.add_argument("--compression", type=_csv(str), default=["none", "lz4"])
+    p.add_argument("--rate", type=int, default=2000, help="latency phase: records/s")
+    p.add_argument("--latency-seconds", type=float, help="latency phase: measured seconds (default 10, quick 3)")
+    p.add_argument("--join-delays", type=_csv(int), help="Keystream group.initial.rebalance.delay.ms values for "
+                   "the join phase (default 0,3000; quick 0)")
+    p.add_argument("--phase-timeout", type=float, default=120.0, help="bound on any single run, seconds")
+    p.add_argument("--keystream-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra server.properties line for Keystream (repeatable)")
+    p.add_argument("--keystream-client-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra confluent-kafka setting for clients of Keystream (repeatable)")
+    p.add_argument("--tls", action="store_true", help="mTLS variant against Keystream's SSL listener (not yet)")
+    p.add_argument("--install-peer", action="store_true", help=f"pip install {launch.TANSU_PIN} first")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir with broker logs and data")
+    p.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.tls:
+        p.error(TLS_HOOK)
+    unknown = set(args.only) - set(PHASES) or set(args.brokers) - {"keystream", "tansu"}
+    if unknown:
+        p.error(f"unknown value(s): {', '.join(sorted(unknown))}")
+    quick = args.quick
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.latency_seconds = args.latency_seconds or (3.0 if quick else 10.0)
+    args.warmup_seconds = 0.5 if quick else 1.0
+    args.join_delays = args.join_delays if args.join_delays is not None else ([0] if quick else [0, 3000])
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.install_peer:
+        launch.install_peer()
+    started = datetime.now()
+    workdir = Path(tempfile.mkdtemp(prefix="keystream-bench-"))
+    session = Session(args, workdir)
+    t0 = time.monotonic()
+    try:
+        session.start()
+        measure(session)
+    finally:
+        session.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    rows = list(session.rows.values())
+    for row in rows:
+        report.summarize_row(row, args.brokers)
+    print()
+    print(report.render(rows, args.brokers, session.info))
+    out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"
+    report.write_json(out, {
+        "started": started.isoformat(timespec="seconds"), "seconds": time.monotonic() - t0,
+        "machine": report.machine(), "args": {k: v for k, v in vars(args).items() if k != "results_dir"},
+        "brokers": session.info, "rows": rows,
+    })
+    print(f"\nresults: {out}" + (f"\nbroker logs: {workdir}" if args.keep else ""))
+    failed = any(not s.get("complete") for r in rows for ss in r["samples"].values() for s in ss)
+    return 1 if failed or any("start_error" in i for i in session.info.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from keystream.auth.principal import Session
+
 if TYPE_CHECKING:
     from keystream.broker.broker import Broker
 
@@ -13,4 +15,8 @@ class RequestContext:
     version: int
     correlation_id: int
     client_id: str | None
-    client_host: str
+    session: Session
+
+    @property
+    def client_host(self) -> str:
+        return self.session.client_host

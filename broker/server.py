@@ -12,6 +12,7 @@ import struct
 import time
 from collections import deque
 
+from keystream.auth.principal import ANONYMOUS, Session
 from keystream.broker.broker import Broker
 from keystream.broker.context import RequestContext
 from keystream.broker.errors import ErrorCode
@@ -49,6 +50,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client_host = peer[0] if peer else "?"
+        self.session = Session(ANONYMOUS, self.client_host)
         if not self.server.admit(self):
             log.warning("connection from %s refused: max.connections reached", self.client_host)
             transport.abort()
@@ -147,7 +149,7 @@ class Connection(asyncio.Protocol):
             log.warning("closing connection from %s: malformed %s v%d request: %s",
                         self.client_host, handler.request_cls.__name__, version, e)
             return False
-        ctx = RequestContext(self.broker, version, correlation_id, header.client_id, self.client_host)
+        ctx = RequestContext(self.broker, version, correlation_id, header.client_id, self.session)
         try:
             response = await handler.fn(ctx, request)
         except Exception:

@@ -13,7 +13,7 @@ from keystream.listeners import DEFAULT_PROTOCOL_MAP
 DEFAULT_LOG_DIR = "./.keystream/data"
 NO_EFFECT = " Accepted for compatibility with Kafka's server.properties; has no effect in Keystream."
 
-# One line per property. Later issues append ssl.*, sasl.*, ldap.*, super.users here.
+# One line per property. Later issues append sasl.* and ldap.* here.
 BROKER_SCHEMA: tuple[Prop, ...] = (
     # --- node and listeners
     Prop("node.id", "int", 1, "The id of this node (Kafka's KRaft name; `broker.id` is accepted as an alias).",
@@ -24,6 +24,34 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
          "Endpoints given to clients in metadata; defaults to `listeners` (an empty host becomes this machine's FQDN)."),
     Prop("listener.security.protocol.map", "list", DEFAULT_PROTOCOL_MAP,
          "Maps each listener name to PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
+    # --- TLS (issue 4); PEM files only, as Kafka's ssl.keystore.type=PEM
+    Prop("ssl.keystore.type", "string", "PEM", "Format of `ssl.keystore.location`; Keystream reads PEM.", one_of("PEM")),
+    Prop("ssl.keystore.location", "string", None,
+         "PEM file with the broker's private key and certificate chain (required by SSL and SASL_SSL listeners)."),
+    Prop("ssl.key.password", "password", None, "Password of an encrypted private key in `ssl.keystore.location`."),
+    Prop("ssl.truststore.type", "string", "PEM", "Format of `ssl.truststore.location`; Keystream reads PEM.", one_of("PEM")),
+    Prop("ssl.truststore.location", "string", None, "PEM bundle of the CAs whose client certificates are trusted."),
+    Prop("ssl.client.auth", "string", "required",
+         "Client certificates: required, requested or none (Kafka's default is none; Keystream's is required).",
+         one_of("required", "requested", "none")),
+    Prop("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3",
+         "TLS versions offered; nothing older than TLSv1.2 can be enabled.", one_of("TLSv1.2", "TLSv1.3")),
+    Prop("ssl.protocol", "string", "TLSv1.3", "Kafka's preferred-protocol setting; `ssl.enabled.protocols` decides.",
+         one_of("TLS", "TLSv1.2", "TLSv1.3")),
+    Prop("ssl.cipher.suites", "list", None,
+         "OpenSSL names of the TLS 1.2 cipher suites allowed; empty keeps the secure default (AEAD with forward secrecy)."),
+    Prop("ssl.crl.location", "string", None, "PEM certificate revocation list checked on every handshake (Keystream)."),
+    Prop("ssl.handshake.timeout.ms", "long", 10000, "Close a connection whose TLS handshake takes longer (Keystream).",
+         at_least(1)),
+    Prop("ssl.principal.mapping.rules", "string", "DEFAULT",
+         "KIP-371 rules (`RULE:pattern/replacement/[LU]`, `DEFAULT`) mapping a certificate's subject DN to a user name."),
+    Prop("ssl.endpoint.identification.algorithm", "string", "https",
+         "Host name verification of servers the broker connects to (client side only)."),
+    # --- authorization (issue 4): always on; ACLs live in the metadata log
+    Prop("super.users", "string", None,
+         "Semicolon-separated principals allowed everything, e.g. `User:admin;User:CN=broker-0`."),
+    Prop("allow.everyone.if.no.acl.found", "bool", False,
+         "Allow an operation on a resource that has no ACL at all (Kafka's default, false, is kept)."),
     # --- storage
     Prop("log.dirs", "list", None, "Directories where partition logs are stored; defaults to `log.dir`."),
     Prop("log.dir", "string", DEFAULT_LOG_DIR,

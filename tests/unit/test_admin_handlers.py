@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+from keystream.auth.principal import ANONYMOUS, Session
 from keystream.broker.broker import Broker
 from keystream.broker.context import RequestContext
 from keystream.broker.errors import ErrorCode as E
@@ -69,8 +70,7 @@ from keystream.broker.protocol.messages.produce_request import (
 )
 from keystream.broker.records import build_batch
 
-from keystream.config import BROKER_SCHEMA, Config, load_config
-from keystream.configdef import Prop
+from keystream.config import Config, load_config
 
 TOPIC, BROKER = 2, 4
 T0 = int(time.time() * 1000) - 3_600_000
@@ -111,7 +111,7 @@ def call(broker, req, version: int):
     handler = HANDLERS[type(req).API_KEY]
     assert handler.supports(version)
     decoded_req, _ = type(req).decode(_wire(req, version), 0, version)
-    ctx = RequestContext(broker, version, 7, "test-client", "127.0.0.1")
+    ctx = RequestContext(broker, version, 7, "test-client", Session(ANONYMOUS, "127.0.0.1"))
     resp = asyncio.run(handler.fn(ctx, decoded_req))
     raw = _wire(resp, version)
     decoded, end = handler.response_cls.decode(raw, 0, version)
@@ -417,10 +417,8 @@ def test_describe_broker_resource_names(broker):
     assert describe(broker, BROKER, "one").error_message == "Broker id must be an integer, but it is: one"
 
 
-def test_broker_passwords_are_sensitive(tmp_path, monkeypatch):
-    prop = Prop("ssl.key.password", "password", None, "Key password.")
-    monkeypatch.setitem(configs._PROPS, prop.name, prop)  # as when the schema gains its ssl.* entries
-    config = Config({"ssl.key.password": "hunter2", "log.dirs": str(tmp_path)}, schema=(*BROKER_SCHEMA, prop))
+def test_broker_passwords_are_sensitive(tmp_path):
+    config = Config({"ssl.key.password": "hunter2", "log.dirs": str(tmp_path)})
     entry = next(e for e in configs._broker_entries(config, None, True, False) if e.name == "ssl.key.password")
     assert (entry.value, entry.is_sensitive, entry.config_type) == (None, True, 9)
     assert all(s.value is None for s in entry.synonyms)

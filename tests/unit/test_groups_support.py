@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import keystream.broker.handlers.groups  # noqa: F401 - registers the handlers
 import keystream.broker.handlers.offsets  # noqa: F401
+from keystream.auth.principal import ANONYMOUS, Session
 from keystream.broker.context import RequestContext
 from keystream.broker.groups import GroupCoordinator
 from keystream.broker.handlers.registry import HANDLERS
@@ -99,7 +100,7 @@ class Node:
         handler = HANDLERS[request.API_KEY]
         assert handler.supports(version), f"{type(request).__name__} v{version} is not registered"
         decoded = round_trip(request, version)
-        ctx = RequestContext(self.broker, version, 1, client_id, host)
+        ctx = RequestContext(self.broker, version, 1, client_id, Session(ANONYMOUS, host))
         response = await handler.fn(ctx, decoded)
         return round_trip(response, version, handler.response_cls)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from keystream.cli_certs import certs
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
 from keystream.cli_topic import topic
@@ -99,6 +100,7 @@ def up(ctx: click.Context, data_dir: str, port: int, log_level: str) -> None:
 
 
 cli.add_command(topic)
+cli.add_command(certs)
 cli.add_command(produce)
 cli.add_command(consume)
 

@@ -19,9 +19,9 @@ test: test-deps
 test-deps:
 	@$(PYTHON) -c "import keystream.broker, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy" 2>/dev/null \
 		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e '.[test]'
-	@command -v kcat >/dev/null 2>&1 || { \
+	@{ command -v kcat && command -v testssl; } >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y kcat; }
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y kcat testssl.sh; }
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -3,16 +3,26 @@
 A connection is an asyncio.Protocol (no stream wrappers on the hot path). Frame sizes are checked
 against `socket.request.max.bytes` before a byte of the body is buffered; requests on one
 connection are answered strictly in order, as Kafka clients require.
+
+On an SSL listener Keystream accepts sockets itself and hands each to
+`loop.connect_accepted_socket(..., ssl=<the current context>)`, so reloaded certificates apply to
+new connections while established ones keep theirs, and a failed handshake surfaces as an exception
+to log (one line, with OpenSSL's reason). (`loop.start_tls` on an accepted transport races with
+uvloop, which starts reading right after `connection_made`.) The Connection only exists once the
+handshake succeeded: nothing is read from an unauthenticated client.
 """
 
 import asyncio
 import logging
 import signal
+import socket
 import struct
 import time
 from collections import deque
 
-from keystream.auth.principal import ANONYMOUS, Session
+from keystream.auth.principal import ANONYMOUS, Principal, Session
+from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
+from keystream.auth.tls import TlsContexts, has_client_auth_eku
 from keystream.broker.broker import Broker
 from keystream.broker.context import RequestContext
 from keystream.broker.errors import ErrorCode
@@ -20,6 +30,7 @@ from keystream.broker.handlers import HANDLERS
 from keystream.broker.protocol.codec import DecodeError, Writer, p_i32
 from keystream.broker.protocol.messages.api_versions_response import ApiVersion, ApiVersionsResponse
 from keystream.broker.protocol.messages.request_header import RequestHeader
+from keystream.configdef import ConfigError
 
 log = logging.getLogger("keystream.server")
 
@@ -29,8 +40,9 @@ _MAX_QUEUED_PER_CONNECTION = 64  # pause reading beyond this many unanswered req
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, server: "Server"):
+    def __init__(self, server: "Server", listener=None):
         self.server = server
+        self.listener = listener
         self.broker = server.broker
         self.max_request = server.broker.config["socket.request.max.bytes"]
         self.transport: asyncio.Transport | None = None
@@ -50,7 +62,20 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client_host = peer[0] if peer else "?"
-        self.session = Session(ANONYMOUS, self.client_host)
+        name, protocol = (self.listener.name, self.listener.security_protocol) if self.listener else \
+            ("PLAINTEXT", "PLAINTEXT")
+        principal = ANONYMOUS
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # the handshake is complete
+            try:
+                principal = self.server.principal_of(ssl_object)
+            except (CertificateNameError, NoMatchingRule, ValueError) as exc:
+                log_refused(self.client_host, name, str(exc))
+                transport.abort()
+                return
+            log.info("authenticated %s on listener %s (%s, %s) as %s", self.client_host, name,
+                     ssl_object.version(), (ssl_object.cipher() or ("?",))[0], principal)
+        self.session = Session(principal, self.client_host, listener=name, security_protocol=protocol)
         if not self.server.admit(self):
             log.warning("connection from %s refused: max.connections reached", self.client_host)
             transport.abort()
@@ -75,8 +100,12 @@ class Connection(asyncio.Protocol):
         while len(buf) >= 4:
             (size,) = struct.unpack_from(">i", buf, 0)
             if size < 0 or size > self.max_request:
-                log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                            self.client_host, size, self.max_request)
+                if buf[0] == 0x16 and buf[1] == 3:
+                    log.warning("closing connection from %s: TLS handshake on %s listener %s",
+                                self.client_host, self.session.security_protocol, self.session.listener)
+                else:
+                    log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                                self.client_host, size, self.max_request)
                 self.close()
                 return
             if len(buf) < 4 + size:
@@ -161,6 +190,20 @@ class Connection(asyncio.Protocol):
         return _frame(response, version, correlation_id, flexible and api_key != _API_VERSIONS)
 
 
+def log_refused(client_host: str, listener: str, reason: str) -> None:
+    """The one log line per refused TLS handshake (OpenSSL's reason; never key material)."""
+    log.warning("TLS handshake from %s on listener %s refused: %s", client_host, listener, reason)
+
+
+def _why(exc: BaseException) -> str:
+    """A one-line reason for a failed handshake (OpenSSL's reason, never key material)."""
+    reason = getattr(exc, "verify_message", None)
+    if not reason:
+        text = str(exc)  # "[SSL: NO_SHARED_CIPHER] no shared cipher (_ssl.c:1006)" → "no shared cipher"
+        reason = text.partition("] ")[2].rpartition(" (_ssl.c")[0] or text or type(exc).__name__
+    return f"{reason} ({type(exc).__name__})"
+
+
 def _frame(response, version: int, correlation_id: int, tagged_header: bool) -> list:
     """Encodes size + response header + body; the size is patched in once the body is known."""
     w = Writer()
@@ -188,6 +231,24 @@ class Server:
         self.connections: set[Connection] = set()
         self.listeners: list[asyncio.base_events.Server] = []
         self._idle_task: asyncio.Task | None = None
+        self.tls: TlsContexts | None = None
+        self.principal_mapper: SslPrincipalMapper | None = None
+        if any(lst.security_protocol in ("SSL", "SASL_SSL") for lst in broker.config.listeners):
+            self.principal_mapper = SslPrincipalMapper(broker.config["ssl.principal.mapping.rules"])
+            self.tls = TlsContexts(broker.config)
+
+    def principal_of(self, ssl_object) -> Principal:
+        """User:<mapped subject DN> for a client certificate; User:ANONYMOUS without one."""
+        der = ssl_object.getpeercert(binary_form=True)
+        if not der:
+            return ANONYMOUS
+        if not has_client_auth_eku(der):
+            raise ValueError("client certificate has no clientAuth extended key usage")
+        return Principal("User", self.principal_mapper.name(subject_dn(der)))
+
+    def reload_tls(self, reason: str = "SIGHUP") -> None:
+        if self.tls is not None:
+            self.tls.reload(reason)
 
     def admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.broker.config["max.connections"]:
@@ -201,11 +262,18 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for listener in self.broker.config.listeners:
-            srv = await loop.create_server(lambda: Connection(self), listener.host or None, listener.port,
+            if listener.security_protocol in ("SSL", "SASL_SSL"):
+                self.listeners.append(_TlsListener(self, listener))
+                log.info("listening on %s://%s:%d", listener.security_protocol, listener.host, listener.port)
+                continue
+            srv = await loop.create_server(lambda lst=listener: Connection(self, lst), listener.host or None,
+                                           listener.port,
                                            reuse_address=True, backlog=1024)
             self.listeners.append(srv)
             log.info("listening on %s://%s:%d", listener.security_protocol, listener.host, listener.port)
         self._idle_task = loop.create_task(self._close_idle())
+        if self.tls is not None:
+            self.tls.start_watching()
 
     async def _close_idle(self) -> None:
         max_idle = self.broker.config["connections.max.idle.ms"] / 1000
@@ -224,6 +292,8 @@ class Server:
             srv.close()
         if self._idle_task:
             self._idle_task.cancel()
+        if self.tls is not None:
+            self.tls.stop_watching()
         await self.broker.groups.stop()
         deadline = time.monotonic() + grace_s
         while any(c.busy for c in self.connections) and time.monotonic() < deadline:
@@ -232,15 +302,77 @@ class Server:
             conn.close()
 
 
+class _TlsListener:
+    """Accepts TCP sockets and completes the TLS handshake of each with the current context."""
+
+    def __init__(self, server: Server, listener):
+        self.server, self.listener = server, listener
+        host = listener.host
+        if not host and socket.has_dualstack_ipv6():
+            self.sock = socket.create_server(("", listener.port), family=socket.AF_INET6, dualstack_ipv6=True,
+                                             backlog=1024)
+        else:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.sock = socket.create_server((host, listener.port), family=family, backlog=1024)
+        self.sock.setblocking(False)
+        self.handshaking = 0
+        self._handshakes: set[asyncio.Task] = set()
+        self._task = asyncio.get_running_loop().create_task(self._accept())
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, addr = await loop.sock_accept(self.sock)
+            except asyncio.CancelledError:
+                return
+            except OSError as exc:  # e.g. EMFILE: keep the listener alive
+                log.warning("accept on %s failed: %s", self.listener.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            if len(self.server.connections) + self.handshaking >= self.server.broker.config["max.connections"]:
+                log.warning("connection from %s refused: max.connections reached", addr[0])
+                sock.close()
+                continue
+            task = loop.create_task(self._handshake(sock, addr[0]))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, host: str) -> None:
+        loop, tls = asyncio.get_running_loop(), self.server.tls
+        timeout_ms = self.server.broker.config["ssl.handshake.timeout.ms"]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.handshaking += 1
+        try:
+            await loop.connect_accepted_socket(lambda: Connection(self.server, self.listener), sock, ssl=tls.current,
+                                               ssl_handshake_timeout=timeout_ms / 1000)
+        except asyncio.CancelledError:
+            sock.close()
+        except Exception as exc:  # noqa: BLE001  (a failed handshake is the client's: log it and close)
+            timed_out = isinstance(exc, TimeoutError | ConnectionAbortedError) and "longer than" in str(exc)
+            log_refused(host, self.listener.name, f"handshake not completed within ssl.handshake.timeout.ms="
+                        f"{timeout_ms}" if timed_out else _why(exc))
+            sock.close()
+        finally:
+            self.handshaking -= 1
+
+    def close(self) -> None:
+        self._task.cancel()
+        for task in list(self._handshakes):
+            task.cancel()
+        self.sock.close()
+
+
 async def serve(config) -> None:
     """Runs a broker until SIGTERM or SIGINT, then shuts down cleanly."""
     broker = Broker(config)
+    server = Server(broker)  # builds the TLS contexts first: bad ssl.* files fail start-up early
     await broker.start()
-    server = Server(broker)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     try:
         await server.start()
         log.info("keystream broker %d started (cluster %s)", broker.node_id, broker.cluster_id)
@@ -259,8 +391,12 @@ def run(config) -> int:
         import uvloop
     except ImportError:
         uvloop = None
-    if uvloop is not None:
-        uvloop.run(serve(config))
-    else:
-        asyncio.run(serve(config))
+    try:
+        if uvloop is not None:
+            uvloop.run(serve(config))
+        else:
+            asyncio.run(serve(config))
+    except ConfigError as exc:  # e.g. an unreadable ssl.keystore.location: one clear line, no traceback
+        log.error("cannot start: %s", exc)
+        return 1
     return 0

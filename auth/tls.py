@@ -1,0 +1,169 @@
+"""Server-side TLS: an SSLContext built from the broker's ssl.* properties, and its hot reload.
+
+Each accepted connection starts TLS with whatever context is current, so a reload (files changed,
+or SIGHUP) only affects new connections and never drops established ones. A reload that fails
+keeps the old context. Nothing here logs key material or passwords; errors name the property.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from keystream.configdef import ConfigError
+
+log = logging.getLogger("keystream.tls")
+
+# TLS 1.2 suites when ssl.cipher.suites is empty: forward secrecy (ECDHE) and AEAD only.
+DEFAULT_TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!PSK:!SRP"
+RELOAD_POLL_S = 2.0
+_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_CLIENT_AUTH = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+_FILE_PROPS = ("ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location")
+
+
+def _versions(enabled: list[str] | None) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    """min/max of the enabled protocols; anything older than TLS 1.2 is ignored, never enabled."""
+    prop = "ssl.enabled.protocols"
+    wanted = [_VERSIONS[v] for v in (enabled or []) if v in _VERSIONS]
+    ignored = [v for v in (enabled or []) if v not in _VERSIONS]
+    if ignored:
+        log.warning("%s: ignoring %s (Keystream never enables anything older than TLSv1.2)",
+                    prop, ",".join(ignored))
+    if not wanted:
+        raise ConfigError(f"Invalid value '{','.join(enabled or [])}' for configuration {prop}:"
+                          " enable TLSv1.2 and/or TLSv1.3")
+    return min(wanted), max(wanted)
+
+
+def _readable(config: Mapping[str, Any], prop: str) -> str:
+    path = config.get(prop)
+    if not path:
+        raise ConfigError(f"Missing required configuration {prop}: needed by an SSL listener")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
+    return path
+
+
+def _no_password() -> bytes:
+    raise ConfigError("the private key in ssl.keystore.location is encrypted: set ssl.key.password")
+
+
+def _keystore_problem(path: str, exc: ssl.SSLError, have_password: bool) -> str:
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return "the private key does not match the certificate"
+    with open(path, "rb") as f:
+        encrypted = b"ENCRYPTED" in f.read()
+    if encrypted and have_password:
+        return "cannot decrypt the private key: wrong ssl.key.password"
+    return f"not a PEM file with a private key and certificate chain ({exc.reason or 'unreadable'})"
+
+
+def build_server_context(config: Mapping[str, Any]) -> ssl.SSLContext:
+    """A server SSLContext from the ssl.* properties; raises ConfigError naming the property."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version, ctx.maximum_version = _versions(config.get("ssl.enabled.protocols"))
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+    suites = config.get("ssl.cipher.suites")
+    try:
+        ctx.set_ciphers(":".join(suites) if suites else DEFAULT_TLS12_CIPHERS)
+    except ssl.SSLError:
+        raise ConfigError(f"Invalid value '{','.join(suites or [])}' for configuration ssl.cipher.suites:"
+                          " no usable cipher suite (OpenSSL names, e.g. ECDHE-ECDSA-AES128-GCM-SHA256)") from None
+
+    keystore = _readable(config, "ssl.keystore.location")
+    password = config.get("ssl.key.password")
+    try:
+        ctx.load_cert_chain(keystore, password=getattr(password, "value", password) if password is not None
+                            else _no_password)
+    except ConfigError:
+        raise
+    except ssl.SSLError as exc:
+        why = _keystore_problem(keystore, exc, password is not None)
+        raise ConfigError(f"Invalid value '{keystore}' for configuration ssl.keystore.location: {why}") from None
+
+    client_auth = config.get("ssl.client.auth", "required")
+    ctx.verify_mode = _CLIENT_AUTH[client_auth]
+    truststore = config.get("ssl.truststore.location")
+    if client_auth != "none" or truststore:
+        truststore = _readable(config, "ssl.truststore.location")
+        try:
+            ctx.load_verify_locations(cafile=truststore)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"Invalid value '{truststore}' for configuration ssl.truststore.location:"
+                              f" not a PEM CA bundle ({exc.reason})") from None
+    if config.get("ssl.crl.location"):
+        crl = _readable(config, "ssl.crl.location")
+        try:
+            ctx.load_verify_locations(cafile=crl)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"Invalid value '{crl}' for configuration ssl.crl.location:"
+                              f" not a PEM CRL ({exc.reason})") from None
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    return ctx
+
+
+def has_client_auth_eku(cert_der: bytes) -> bool:
+    """OpenSSL's purpose check rejects a client certificate whose EKU lacks clientAuth; this also
+    rejects one with no EKU at all, so only certificates issued for clients authenticate."""
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: PLC0415
+
+    try:
+        eku = x509.load_der_x509_certificate(cert_der).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return ExtendedKeyUsageOID.CLIENT_AUTH in eku.value
+
+
+class TlsContexts:
+    """The current server context plus what it was built from, rebuilt when the files change."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+        self._stamp = self._files_stamp()
+        self.current = build_server_context(config)
+        self._task: asyncio.Task | None = None
+
+    def _files_stamp(self) -> tuple:
+        stamp = []
+        for prop in _FILE_PROPS:
+            path = self.config.get(prop)
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            stamp.append(None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamp)
+
+    def reload(self, reason: str) -> bool:
+        """Builds a fresh context for new connections; on failure keeps the old one and logs why."""
+        self._stamp = self._files_stamp()
+        try:
+            ctx = build_server_context(self.config)
+        except ConfigError as exc:
+            log.error("TLS reload (%s) failed, keeping the previous certificates: %s", reason, exc)
+            return False
+        self.current = ctx
+        log.info("TLS reloaded (%s): new connections use the new certificate, CA bundle and CRL", reason)
+        return True
+
+    def start_watching(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def stop_watching(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_POLL_S)
+            if self._files_stamp() != self._stamp:
+                self.reload("files changed")

@@ -1,0 +1,145 @@
+"""Building the broker's SSLContext from ssl.* properties: floors, ciphers, keys, files, errors."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from keystream.auth.tls import TlsContexts, build_server_context, has_client_auth_eku
+from keystream.certs import init_ca, issue
+from keystream.configdef import ConfigError, Password
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca = init_ca(d / "ca")
+    broker = issue(d / "ca", "broker", out_dir=d, server=True, sans=("IP:127.0.0.1",))
+    locked = issue(d / "ca", "locked", out_dir=d, server=True, key_password="s3cret-pw")
+    client = issue(d / "ca", "client", out_dir=d, client=True)
+    return {"dir": d, "ca": ca, "broker": broker, "locked": locked, "client": client}
+
+
+def _config(pki, **kw):
+    cfg = {
+        "ssl.keystore.location": str(pki["broker"].pem),
+        "ssl.truststore.location": str(pki["ca"].cert),
+        "ssl.client.auth": "required",
+        "ssl.enabled.protocols": ["TLSv1.2", "TLSv1.3"],
+        "ssl.cipher.suites": None,
+        "ssl.crl.location": None,
+    }
+    cfg.update({k.replace("_", "."): v for k, v in kw.items()})
+    return cfg
+
+
+def test_default_context(pki):
+    ctx = build_server_context(_config(pki))
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert ctx.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.options & ssl.OP_NO_COMPRESSION
+    tls12 = [c for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+    assert tls12, "some TLS 1.2 suites stay enabled"
+    for c in tls12:
+        assert c["kea"] == "kx-ecdhe", c["name"]
+        assert c["aead"], c["name"]
+
+
+def test_only_tls13(pki):
+    ctx = build_server_context(_config(pki, **{"ssl.enabled.protocols": ["TLSv1.3"]}))
+    assert ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_3
+
+
+def test_never_below_tls12(pki):
+    # The config schema already refuses these; the context builder ignores them regardless.
+    ctx = build_server_context(_config(pki, **{"ssl.enabled.protocols": ["TLSv1", "TLSv1.1", "TLSv1.2"]}))
+    assert ctx.minimum_version == ctx.maximum_version == ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ConfigError, match="ssl.enabled.protocols"):
+        build_server_context(_config(pki, **{"ssl.enabled.protocols": ["TLSv1", "SSLv3"]}))
+
+
+def test_cipher_restriction(pki):
+    ctx = build_server_context(_config(pki, **{"ssl.cipher.suites": ["ECDHE-ECDSA-AES256-GCM-SHA384"]}))
+    assert [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"] == ["ECDHE-ECDSA-AES256-GCM-SHA384"]
+    with pytest.raises(ConfigError, match="ssl.cipher.suites"):
+        build_server_context(_config(pki, **{"ssl.cipher.suites": ["NO-SUCH-CIPHER"]}))
+
+
+@pytest.mark.parametrize(("value", "mode"), [("required", ssl.CERT_REQUIRED), ("requested", ssl.CERT_OPTIONAL),
+                                             ("none", ssl.CERT_NONE)])
+def test_client_auth(pki, value, mode):
+    assert build_server_context(_config(pki, **{"ssl.client.auth": value})).verify_mode == mode
+
+
+def test_client_auth_none_needs_no_truststore(pki):
+    build_server_context(_config(pki, **{"ssl.client.auth": "none", "ssl.truststore.location": None}))
+    with pytest.raises(ConfigError, match="ssl.truststore.location"):
+        build_server_context(_config(pki, **{"ssl.truststore.location": None}))
+
+
+def test_encrypted_key(pki):
+    pem = str(pki["locked"].pem)
+    build_server_context(_config(pki, **{"ssl.keystore.location": pem, "ssl.key.password": Password("s3cret-pw")}))
+    with pytest.raises(ConfigError, match="ssl.key.password") as no_pw:
+        build_server_context(_config(pki, **{"ssl.keystore.location": pem}))
+    with pytest.raises(ConfigError, match="ssl.key.password") as wrong:
+        build_server_context(_config(pki, **{"ssl.keystore.location": pem, "ssl.key.password": Password("nope")}))
+    for exc in (no_pw, wrong):
+        assert "s3cret" not in str(exc.value) and "nope" not in str(exc.value)
+
+
+@pytest.mark.parametrize("prop", ["ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location"])
+def test_missing_or_unreadable_files_name_the_property(pki, prop, tmp_path):
+    with pytest.raises(ConfigError, match=prop) as missing:
+        build_server_context(_config(pki, **{prop: str(tmp_path / "absent.pem")}))
+    assert "absent.pem" in str(missing.value)
+    with pytest.raises(ConfigError, match=prop):  # a directory cannot be read as a file
+        build_server_context(_config(pki, **{prop: str(tmp_path)}))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not pem\n")
+    with pytest.raises(ConfigError, match=prop):
+        build_server_context(_config(pki, **{prop: str(garbage)}))
+
+
+def test_keystore_is_required(pki):
+    with pytest.raises(ConfigError, match="ssl.keystore.location"):
+        build_server_context(_config(pki, **{"ssl.keystore.location": None}))
+
+
+def test_key_not_matching_certificate(pki, tmp_path):
+    mixed = tmp_path / "mixed.pem"
+    mixed.write_bytes(pki["client"].key.read_bytes() + pki["broker"].cert.read_bytes())
+    with pytest.raises(ConfigError, match="ssl.keystore.location.*does not match"):
+        build_server_context(_config(pki, **{"ssl.keystore.location": str(mixed)}))
+
+
+def test_crl_enables_leaf_check(pki):
+    ctx = build_server_context(_config(pki, **{"ssl.crl.location": str(pki["ca"].crl)}))
+    assert ctx.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def test_eku_check(pki, tmp_path):
+    d = pki["dir"]
+    server_only = issue(d / "ca", "srv-only", out_dir=tmp_path, server=True)
+    assert has_client_auth_eku(_der(pki["client"].cert))
+    assert not has_client_auth_eku(_der(server_only.cert))
+
+
+def test_reload_keeps_old_context_on_failure(pki, tmp_path):
+    pem = tmp_path / "broker.pem"
+    pem.write_bytes(pki["broker"].pem.read_bytes())
+    tls = TlsContexts(_config(pki, **{"ssl.keystore.location": str(pem)}))
+    first = tls.current
+    pem.write_text("broken\n")
+    assert not tls.reload("test")
+    assert tls.current is first
+    pem.write_bytes(pki["broker"].pem.read_bytes())
+    assert tls.reload("test")
+    assert tls.current is not first
+
+
+def _der(path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(path.read_text().split("-----END CERTIFICATE-----")[0]
+                                    + "-----END CERTIFICATE-----\n")

@@ -8,8 +8,10 @@ import time
 import uuid
 from pathlib import Path
 
+from keystream.auth.acl import Authorizer
 from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
+from keystream.broker.metadata_log import MetadataLog
 from keystream.broker.producer_ids import ProducerIdManager
 
 log = logging.getLogger("keystream.broker")
@@ -46,12 +48,16 @@ class Broker:
         self.groups = GroupCoordinator(self.logs, config)
         self.groups.on_append = self.notify_append
         self.producer_ids = ProducerIdManager(Path(log_dirs[0]))
+        self.metadata = MetadataLog(self.logs)  # ACLs now; SCRAM users and tenants later
+        self.authorizer = Authorizer(config, self.metadata)
         self._waiters: dict[tuple[str, int], set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         started = time.monotonic()
         self.logs.load()
+        self.metadata.open()
+        self.authorizer.load()
         await self.groups.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._maintain()), loop.create_task(self._flush_periodically())]
@@ -61,6 +67,7 @@ class Broker:
         for task in self._tasks:
             task.cancel()
         await self.groups.stop()
+        self.metadata.close()
         self.logs.close()
 
     # -- parked fetches ------------------------------------------------------------------------
@@ -93,7 +100,9 @@ class Broker:
         while True:
             await asyncio.sleep(interval / 1000)
             try:
-                self.logs.run_maintenance(int(time.time() * 1000))
+                now_ms = int(time.time() * 1000)
+                self.logs.run_maintenance(now_ms)
+                self.metadata.compact(now_ms)
             except Exception:
                 log.exception("log maintenance failed")
 

@@ -20,3 +20,7 @@ class RequestContext:
     @property
     def client_host(self) -> str:
         return self.session.client_host
+
+    def allowed(self, op, rtype, name: str) -> bool:
+        """Whether this session may do `op` (auth.acl.Operation) on the resource (ResourceType, name)."""
+        return self.broker.authorizer.authorize(self.session, op, rtype, name)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import cramjam
 import google_crc32c
+
 from keystream.broker.errors import ErrorCode, KafkaError
 
 HEADER = struct.Struct(">qiibIhiqqqhii")

@@ -1,6 +1,7 @@
 """Importing this package registers every API handler in `registry.HANDLERS`."""
 
 from keystream.broker.handlers import (  # noqa: F401
+    acls,
     api_versions,
     cluster,
     configs,

@@ -2,10 +2,14 @@
 
 Keystream serves broker endpoints only, so a request for controller endpoints (v1, KIP-919) is
 answered with MISMATCHED_ENDPOINT_TYPE, as a Kafka broker does (INVALID_REQUEST on v0).
+
+Authorization as in Kafka: the answer itself needs no permission (Metadata gives the same brokers
+and cluster id to anyone); the cluster's authorized-operations bitfield, when asked for, is the
+caller's real one, and 0 without Describe on the cluster.
 """
 
 from keystream.broker.errors import ErrorCode
-from keystream.broker.handlers.metadata import ALL_CLUSTER_OPS, OPS_NOT_REQUESTED
+from keystream.broker.handlers.metadata import OPS_NOT_REQUESTED, cluster_operations
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.describe_cluster_request import DescribeClusterRequest
 from keystream.broker.protocol.messages.describe_cluster_response import (
@@ -46,6 +50,6 @@ async def describe_cluster(ctx, req: DescribeClusterRequest) -> DescribeClusterR
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
         brokers=[DescribeClusterBroker(broker.node_id, broker.advertised_host, broker.advertised_port, None)],
-        cluster_authorized_operations=ALL_CLUSTER_OPS if req.include_cluster_authorized_operations
+        cluster_authorized_operations=cluster_operations(ctx) if req.include_cluster_authorized_operations
         else OPS_NOT_REQUESTED,
     )

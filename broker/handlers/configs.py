@@ -5,10 +5,18 @@ server.properties file, the environment, defaults). Dynamic broker configs are n
 broker config is read-only and a change is refused as Kafka refuses changes to static configs
 (INVALID_REQUEST "Cannot update these configs dynamically: Set(...)"). Checks run in the order of
 Kafka's broker preprocessing and controller validation, so multi-fault requests report the same error.
+
+Authorization as in Kafka, per resource and before the resource is looked up (an unauthorized caller
+gets the same answer for a topic that exists and one that does not): DescribeConfigs needs
+DescribeConfigs on the topic, or on the cluster for broker resources; AlterConfigs and
+IncrementalAlterConfigs need AlterConfigs likewise. Refusals are TOPIC_AUTHORIZATION_FAILED or
+CLUSTER_AUTHORIZATION_FAILED with Kafka's default text. For alters the check follows the request-wide
+preprocessing (duplicates, null values), as Kafka's controller authorizes after the broker's checks.
 """
 
 import re
 
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.log.config import (
@@ -43,7 +51,6 @@ from keystream.broker.protocol.messages.incremental_alter_configs_response impor
 from keystream.broker.protocol.messages.incremental_alter_configs_response import (
     IncrementalAlterConfigsResponse,
 )
-
 from keystream.config import BROKER_SCHEMA
 from keystream.configdef import Password, format_value
 
@@ -52,6 +59,16 @@ RESOURCE_TYPES = {2: "TOPIC", 4: "BROKER", 8: "BROKER_LOGGER", 16: "CLIENT_METRI
 INVALID_REQUEST_MESSAGE = ("This most likely occurs because of a request being malformed by the client library or "
                            "the message was sent to an incompatible broker. See the broker logs for more details.")
 UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
+# Kafka's refusal per config resource type: (ACL resource type, its name for this resource, error, text).
+_CLUSTER_REFUSAL = (ResourceType.CLUSTER, CLUSTER_NAME, ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                    "Cluster authorization failed.")
+_REFUSALS = {
+    TOPIC: (ResourceType.TOPIC, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed."),
+    BROKER: _CLUSTER_REFUSAL,
+    8: _CLUSTER_REFUSAL,  # BROKER_LOGGER
+    16: _CLUSTER_REFUSAL,  # CLIENT_METRICS
+    32: (ResourceType.GROUP, None, ErrorCode.GROUP_AUTHORIZATION_FAILED, "Group authorization failed."),
+}
 _NODE_ID = re.compile(r"[+-]?[0-9]+")
 _PROPS = {prop.name: prop for prop in BROKER_SCHEMA}
 _PROP_TYPES = {"bool": ConfigType.BOOLEAN, "string": ConfigType.STRING, "int": ConfigType.INT,
@@ -65,6 +82,16 @@ _SYNONYM_GROUPS = (
 )
 _SYNONYMS = {name: group for group in _SYNONYM_GROUPS for name in group}
 _SYNONYMS["log.flush.interval.ms"] = ("log.flush.interval.ms", "log.flush.scheduler.interval.ms")
+
+
+def _authorize(ctx, r, op: Operation) -> None:
+    """Raises Kafka's authorization error for `r` unless the caller may `op` it; other types pass on."""
+    refusal = _REFUSALS.get(r.resource_type)
+    if refusal is None:
+        return  # answered INVALID_REQUEST by the type check that follows
+    rtype, name, code, message = refusal
+    if not ctx.allowed(op, rtype, name if name is not None else r.resource_name):
+        raise KafkaError(code, message)
 
 
 def _invalid_request(message: str) -> KafkaError:
@@ -168,6 +195,7 @@ async def describe_configs(ctx, req: DescribeConfigsRequest) -> DescribeConfigsR
     results = []
     for r in req.resources:
         try:
+            _authorize(ctx, r, Operation.DESCRIBE_CONFIGS)
             configs, code, message = _describe(ctx, r, req), 0, None
         except KafkaError as e:
             configs, code, message = [], e.code, e.message
@@ -247,6 +275,7 @@ async def alter_configs(ctx, req: AlterConfigsRequest) -> AlterConfigsResponse:
     for r in req.resources:
         try:
             _preprocess(r, dups)
+            _authorize(ctx, r, Operation.ALTER_CONFIGS)
             _alter(ctx, r, req.validate_only)
             results.append(_result(r, AlterConfigsResourceResponse))
         except KafkaError as e:
@@ -310,6 +339,7 @@ async def incremental_alter_configs(ctx, req: IncrementalAlterConfigsRequest) ->
     for r in req.resources:
         try:
             _preprocess(r, dups, null_ok=lambda c: c.config_operation == OP_DELETE)
+            _authorize(ctx, r, Operation.ALTER_CONFIGS)
             _alter_incrementally(ctx, r, req.validate_only)
             results.append(_result(r, IncrementalResourceResponse))
         except KafkaError as e:

@@ -3,10 +3,17 @@
 A parked fetch is woken by the append itself (Broker.notify_append), not by a timer. Versions 0-3
 predate the v2 record format and are not offered (as in Apache Kafka 4.0). Fetch sessions
 (KIP-227) are answered with session id 0, which tells clients to send full fetches.
+
+Authorization as in Kafka: a consumer needs Read on each topic (TOPIC_AUTHORIZATION_FAILED per
+partition, decided before the partition is looked up); a fetch that claims to come from a follower
+needs ClusterAction on the cluster instead. By topic id (v13+) Kafka answers a known id without Read
+with TOPIC_AUTHORIZATION_FAILED; Keystream does so only when the caller may Describe the topic, and
+otherwise answers UNKNOWN_TOPIC_ID as for an id that does not exist, so ids reveal no topic.
 """
 
 import asyncio
 
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.fetch_request import FetchRequest
@@ -22,7 +29,36 @@ def _partition_error(index: int, code: ErrorCode) -> PartitionData:
                          log_start_offset=-1, records=b"")
 
 
-def _read(ctx, req: FetchRequest):
+def _denials(ctx, req: FetchRequest) -> list[ErrorCode | None]:
+    """Per requested topic, once per request: None if it may be read, else what its partitions answer."""
+    follower = (req.replica_state.replica_id if ctx.version >= 15 else req.replica_id) >= 0
+    if follower:
+        ok = ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+        return [None if ok else ErrorCode.TOPIC_AUTHORIZATION_FAILED] * len(req.topics)
+    logs = ctx.broker.logs
+    decided: dict[str, ErrorCode | None] = {}
+    out: list[ErrorCode | None] = []
+    for ft in req.topics:
+        if ctx.version >= 13:
+            topic = logs.topic_by_id(ft.topic_id)
+            if topic is None:
+                out.append(None)  # _read answers UNKNOWN_TOPIC_ID
+                continue
+            name = topic.name
+        else:
+            name = ft.topic
+        if name not in decided:
+            if ctx.allowed(Operation.READ, ResourceType.TOPIC, name):
+                decided[name] = None
+            elif ctx.version < 13 or ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
+                decided[name] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            else:
+                decided[name] = ErrorCode.UNKNOWN_TOPIC_ID
+        out.append(decided[name])
+    return out
+
+
+def _read(ctx, req: FetchRequest, denials: list[ErrorCode | None]):
     """One pass over the requested partitions: (response topics, bytes read, any error)."""
     logs = ctx.broker.logs
     by_id = ctx.version >= 13
@@ -30,7 +66,12 @@ def _read(ctx, req: FetchRequest):
     total = 0
     errors = False
     topics = []
-    for ft in req.topics:
+    for ft, denied in zip(req.topics, denials, strict=True):
+        if denied is not None:
+            errors = True
+            parts = [_partition_error(fp.partition, denied) for fp in ft.partitions]
+            topics.append(FetchableTopicResponse(topic=ft.topic, topic_id=ft.topic_id, partitions=parts))
+            continue
         topic = logs.topic_by_id(ft.topic_id) if by_id else logs.topic(ft.topic)
         parts = []
         for fp in ft.partitions:
@@ -74,8 +115,9 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + req.max_wait_ms / 1000
     broker = ctx.broker
+    denials = _denials(ctx, req)
     while True:
-        topics, total, errors = _read(ctx, req)
+        topics, total, errors = _read(ctx, req, denials)
         remaining = deadline - loop.time()
         if total >= req.min_bytes or errors or remaining <= 0 or not req.topics:
             return FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)

@@ -3,13 +3,21 @@ DescribeGroups and DeleteGroups, translated between wire versions and the GroupC
 
 Version rules live here (which fields exist, what an older client expects in their place); the
 coordinator answers in version-free results.
+
+Authorization as in Kafka, checked before the coordinator sees the group, so an unauthorized caller
+gets GROUP_AUTHORIZATION_FAILED whether the group exists or not: FindCoordinator needs Describe on
+the group (or the transactional id), JoinGroup / SyncGroup / Heartbeat / LeaveGroup Read,
+DescribeGroups Describe, DeleteGroups Delete. ListGroups lists every group with Describe on the
+cluster, else only the groups the caller may Describe.
 """
 
 from __future__ import annotations
 
 import logging
 
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode
+from keystream.broker.groups.results import JoinResult, LeaveResult
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.delete_groups_request import DeleteGroupsRequest
 from keystream.broker.protocol.messages.delete_groups_response import (
@@ -40,8 +48,13 @@ log = logging.getLogger("keystream.groups")
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
 OPS_NOT_REQUESTED = -2147483648
-# Without an authorizer every group operation is allowed: READ, DELETE, DESCRIBE (AclOperation bits).
-ALL_GROUP_OPS = sum(1 << op for op in (3, 6, 8))
+GROUP_AUTHORIZATION_MESSAGE = "Group authorization failed."
+TRANSACTIONAL_ID_AUTHORIZATION_MESSAGE = "Transactional Id authorization failed."
+DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED
+
+
+def group_allowed(ctx, op: Operation, group_id: str) -> bool:
+    return ctx.allowed(op, ResourceType.GROUP, group_id)
 
 
 def client_host(ctx) -> str:
@@ -56,6 +69,11 @@ def client_host(ctx) -> str:
 def _coordinator(ctx, key_type: int, key: str) -> tuple[ErrorCode, str | None, int, str, int]:
     """(error, message, node id, host, port) for one key; -1/""/-1 is Kafka's "no node"."""
     broker = ctx.broker
+    if key_type == KEY_TYPE_GROUP and not group_allowed(ctx, Operation.DESCRIBE, key):
+        return DENIED, GROUP_AUTHORIZATION_MESSAGE, -1, "", -1
+    if key_type == KEY_TYPE_TRANSACTION and not ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+        return (ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_MESSAGE,
+                -1, "", -1)
     if key_type == KEY_TYPE_GROUP:
         if not broker.groups.started:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, "The group coordinator is not available.", -1, "", -1
@@ -90,6 +108,8 @@ async def join_group(ctx, req: JoinGroupRequest) -> JoinGroupResponse:
     instance_id = req.group_instance_id if v >= 5 else None
     if v >= 8 and req.reason:
         log.debug("group %s: join from %r: %s", req.group_id, req.member_id, req.reason)
+    if not group_allowed(ctx, Operation.READ, req.group_id):
+        return _join_response(v, JoinResult("", DENIED))
     result = await ctx.broker.groups.join_group(
         req.group_id, req.member_id, instance_id,
         protocol_type=req.protocol_type,
@@ -102,6 +122,10 @@ async def join_group(ctx, req: JoinGroupRequest) -> JoinGroupResponse:
         require_known_member_id=v >= 4 and instance_id is None,  # KIP-394
         supports_skip_assignment=v >= 9,
     )
+    return _join_response(v, result)
+
+
+def _join_response(v: int, result: JoinResult) -> JoinGroupResponse:
     return JoinGroupResponse(
         throttle_time_ms=0,
         error_code=result.error,
@@ -120,6 +144,9 @@ async def join_group(ctx, req: JoinGroupRequest) -> JoinGroupResponse:
 @api(SyncGroupRequest)
 async def sync_group(ctx, req: SyncGroupRequest) -> SyncGroupResponse:
     v = ctx.version
+    if not group_allowed(ctx, Operation.READ, req.group_id):
+        return SyncGroupResponse(throttle_time_ms=0, error_code=DENIED, protocol_type=None, protocol_name=None,
+                                 assignment=b"")
     result = await ctx.broker.groups.sync_group(
         req.group_id, req.generation_id, req.member_id,
         req.group_instance_id if v >= 3 else None,
@@ -133,6 +160,8 @@ async def sync_group(ctx, req: SyncGroupRequest) -> SyncGroupResponse:
 
 @api(HeartbeatRequest)
 async def heartbeat(ctx, req: HeartbeatRequest) -> HeartbeatResponse:
+    if not group_allowed(ctx, Operation.READ, req.group_id):
+        return HeartbeatResponse(throttle_time_ms=0, error_code=DENIED)
     instance_id = req.group_instance_id if ctx.version >= 3 else None
     error = ctx.broker.groups.heartbeat(req.group_id, req.generation_id, req.member_id, instance_id)
     return HeartbeatResponse(throttle_time_ms=0, error_code=error)
@@ -148,7 +177,10 @@ async def leave_group(ctx, req: LeaveGroupRequest) -> LeaveGroupResponse:
                 log.debug("group %s: member %r leaves: %s", req.group_id, m.member_id, m.reason)
     else:
         leaving = [(req.member_id, None)]
-    result = ctx.broker.groups.leave_group(req.group_id, leaving)
+    if group_allowed(ctx, Operation.READ, req.group_id):
+        result = ctx.broker.groups.leave_group(req.group_id, leaving)
+    else:
+        result = LeaveResult(DENIED)
     if v >= 3:
         members = [MemberResponse(member_id=m, group_instance_id=i, error_code=e) for m, i, e in result.members]
         return LeaveGroupResponse(throttle_time_ms=0, error_code=result.error, members=members)
@@ -167,6 +199,8 @@ async def list_groups(ctx, req: ListGroupsRequest) -> ListGroupsResponse:
     v = ctx.version
     error, groups = ctx.broker.groups.list_groups(req.states_filter if v >= 4 else (),
                                                   req.types_filter if v >= 5 else ())
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        groups = [g for g in groups if group_allowed(ctx, Operation.DESCRIBE, g.group_id)]
     listed = [ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state,
                           group_type=g.group_type) for g in groups]
     return ListGroupsResponse(throttle_time_ms=0, error_code=error, groups=listed)
@@ -175,8 +209,13 @@ async def list_groups(ctx, req: ListGroupsRequest) -> ListGroupsResponse:
 @api(DescribeGroupsRequest)
 async def describe_groups(ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse:
     want_ops = ctx.version >= 3 and req.include_authorized_operations
+    authorizer = ctx.broker.authorizer
     described = []
     for group_id in req.groups:
+        if not group_allowed(ctx, Operation.DESCRIBE, group_id):
+            described.append(DescribedGroup(error_code=DENIED, group_id=group_id, group_state="", protocol_type="",
+                                            protocol_data="", members=[], authorized_operations=OPS_NOT_REQUESTED))
+            continue
         s = ctx.broker.groups.describe_group(group_id)
         members = [
             DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id, client_id=m.client_id,
@@ -184,7 +223,9 @@ async def describe_groups(ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
                                  member_assignment=m.assignment)
             for m in s.members
         ]
-        ops = ALL_GROUP_OPS if want_ops and s.error is ErrorCode.NONE else OPS_NOT_REQUESTED
+        ops = OPS_NOT_REQUESTED
+        if want_ops and s.error is ErrorCode.NONE:
+            ops = authorizer.authorized_operations(ctx.session, ResourceType.GROUP, group_id)
         described.append(DescribedGroup(error_code=s.error, group_id=group_id, group_state=s.state,
                                         protocol_type=s.protocol_type, protocol_data=s.protocol, members=members,
                                         authorized_operations=ops))
@@ -193,7 +234,9 @@ async def describe_groups(ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
 
 @api(DeleteGroupsRequest)
 async def delete_groups(ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse:
-    results = await ctx.broker.groups.delete_groups(req.groups_names)
+    wanted = list(dict.fromkeys(req.groups_names))
+    allowed = [g for g in wanted if group_allowed(ctx, Operation.DELETE, g)]
+    results = await ctx.broker.groups.delete_groups(allowed) if allowed else {}
     return DeleteGroupsResponse(throttle_time_ms=0, results=[
-        DeletableGroupResult(group_id=group_id, error_code=error) for group_id, error in results.items()
+        DeletableGroupResult(group_id=group_id, error_code=results.get(group_id, DENIED)) for group_id in wanted
     ])

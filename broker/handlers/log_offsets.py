@@ -4,11 +4,17 @@ ends, and holds a timestamp or a leader epoch.
 On a single node the high watermark is the log end offset, so the latest offset includes every
 acknowledged record at once; with no transactions the last stable offset equals it too. Without tiered
 storage the earliest local offset (-4) is the earliest offset and no offset is tiered (-5 answers -1).
+
+Authorization as in Kafka, decided per topic before the topic is looked up, so an unauthorized caller
+gets the same TOPIC_AUTHORIZATION_FAILED for a topic that exists and one that does not: ListOffsets
+needs Describe, OffsetForLeaderEpoch Describe (or ClusterAction on the cluster, for followers),
+DeleteRecords Delete.
 """
 
 import os
 import time
 
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.handlers.topics import INTERNAL_TOPICS
@@ -37,6 +43,10 @@ SPECIAL_SINCE = {EARLIEST: 1, LATEST: 1, MAX_TIMESTAMP: 7, EARLIEST_LOCAL: 8, LA
 CONSUMER_REPLICA_ID = -1
 NO_EPOCH = -1
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
+
+
+def _allowed(ctx, op: Operation, name: str) -> bool:
+    return ctx.allowed(op, ResourceType.TOPIC, name)
 
 
 def _partition(logs, name: str, index: int):
@@ -114,6 +124,12 @@ def _by_topic(topics) -> dict[str, list]:
 def _list_offsets(ctx, req: ListOffsetsRequest) -> list[ListOffsetsTopicResponse]:
     out = []
     for name, parts in _by_topic(req.topics).items():
+        if not _allowed(ctx, Operation.DESCRIBE, name):
+            out.append(ListOffsetsTopicResponse(name=name, partitions=[
+                ListOffsetsPartitionResponse(partition_index=p.partition_index,
+                                             error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                for p in parts]))
+            continue
         counts: dict[int, int] = {}
         for p in parts:
             counts[p.partition_index] = counts.get(p.partition_index, 0) + 1
@@ -170,8 +186,11 @@ def _list_offsets_v0(ctx, req: ListOffsetsRequest) -> list[ListOffsetsTopicRespo
     out = []
     for t in req.topics:
         results = []
+        allowed = _allowed(ctx, Operation.DESCRIBE, t.name)
         for p in t.partitions:
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 if p.timestamp < EARLIEST:
                     raise KafkaError(ErrorCode.UNSUPPORTED_VERSION)
                 plog = _partition(logs, t.name, p.partition_index)
@@ -215,8 +234,11 @@ async def delete_records(ctx, req: DeleteRecordsRequest) -> DeleteRecordsRespons
     topics = []
     for name, parts in wanted.items():
         results = []
+        allowed = _allowed(ctx, Operation.DELETE, name)
         for index, offset in parts.items():
             try:
+                if not allowed:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 low, code = _delete_records(logs, name, index, offset), 0
             except KafkaError as e:
                 low, code = -1, e.code
@@ -240,8 +262,14 @@ def _epoch_end(logs, topic: str, p) -> EpochEndOffset:
 @api(OffsetForLeaderEpochRequest)
 async def offset_for_leader_epoch(ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     logs = ctx.broker.logs
-    topics = [
-        OffsetForLeaderTopicResult(topic=t.topic, partitions=[_epoch_end(logs, t.topic, p) for p in t.partitions])
-        for t in req.topics
-    ]
+    # KIP-320: followers ask with ClusterAction, consumers with Describe on the topic.
+    replica = ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+    topics = []
+    for t in req.topics:
+        if replica or _allowed(ctx, Operation.DESCRIBE, t.topic):
+            parts = [_epoch_end(logs, t.topic, p) for p in t.partitions]
+        else:
+            parts = [EpochEndOffset(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, partition=p.partition)
+                     for p in t.partitions]
+        topics.append(OffsetForLeaderTopicResult(topic=t.topic, partitions=parts))
     return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)

@@ -1,5 +1,16 @@
-"""Metadata: this node as the only broker, leader of every partition, with topic ids (v10+)."""
+"""Metadata: this node as the only broker, leader of every partition, with topic ids (v10+).
 
+Authorization as in Kafka: a topic needs Describe. "All topics" silently leaves out the topics the
+caller may not describe; a named topic it may not describe is answered TOPIC_AUTHORIZATION_FAILED
+before anything looks it up, so the answer is the same whether it exists or not. Auto-creation needs
+Create on the cluster or on the topic.
+
+One deliberate difference: Kafka treats topic ids as not sensitive and answers a known id the caller
+may not describe with TOPIC_AUTHORIZATION_FAILED; Keystream answers UNKNOWN_TOPIC_ID, exactly as for
+an id that does not exist, so an id does not reveal a topic either.
+"""
+
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.codec import ZERO_UUID
@@ -12,10 +23,19 @@ from keystream.broker.protocol.messages.metadata_response import (
 )
 
 OPS_NOT_REQUESTED = -2147483648
-# Without an authorizer every operation on a topic is allowed: READ, WRITE, CREATE, DELETE, ALTER,
-# DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's AclOperation codes as bits).
-ALL_TOPIC_OPS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-ALL_CLUSTER_OPS = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12))
+DESCRIBE, CREATE = Operation.DESCRIBE, Operation.CREATE
+TOPIC, CLUSTER = ResourceType.TOPIC, ResourceType.CLUSTER
+
+
+def cluster_operations(ctx) -> int:
+    """Kafka's cluster bitfield: 0 unless the caller may Describe the cluster."""
+    if not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return 0
+    return ctx.broker.authorizer.authorized_operations(ctx.session, CLUSTER, CLUSTER_NAME)
+
+
+def _may_create(ctx, name: str) -> bool:
+    return ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME) or ctx.allowed(CREATE, TOPIC, name)
 
 
 def _topic_entry(broker, topic, ops: int) -> MetadataResponseTopic:
@@ -38,34 +58,51 @@ def _missing(name, topic_id, code: ErrorCode) -> MetadataResponseTopic:
 async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
     broker = ctx.broker
     logs = broker.logs
-    ops = ALL_TOPIC_OPS if req.include_topic_authorized_operations else OPS_NOT_REQUESTED
+    authorizer = broker.authorizer
+    want_ops = ctx.version >= 8 and req.include_topic_authorized_operations
+
+    def entry(topic) -> MetadataResponseTopic:
+        ops = authorizer.authorized_operations(ctx.session, TOPIC, topic.name) if want_ops else OPS_NOT_REQUESTED
+        return _topic_entry(broker, topic, ops)
+
     all_topics = req.topics is None or (ctx.version == 0 and not req.topics)
     auto_create = broker.config["auto.create.topics.enable"] and (ctx.version < 4 or req.allow_auto_topic_creation)
     topics = []
     if all_topics:
-        topics = [_topic_entry(broker, t, ops) for t in logs.topics.values()]
+        topics = [entry(t) for t in logs.topics.values() if ctx.allowed(DESCRIBE, TOPIC, t.name)]
     else:
         for wanted in req.topics:
             if wanted.name is None:
                 topic = logs.topic_by_id(wanted.topic_id)
-                topics.append(_topic_entry(broker, topic, ops) if topic
-                              else _missing(None, wanted.topic_id, ErrorCode.UNKNOWN_TOPIC_ID))
+                if topic is not None and ctx.allowed(DESCRIBE, TOPIC, topic.name):
+                    topics.append(entry(topic))
+                else:
+                    topics.append(_missing(None, wanted.topic_id, ErrorCode.UNKNOWN_TOPIC_ID))
+                continue
+            if not ctx.allowed(DESCRIBE, TOPIC, wanted.name):
+                topics.append(_missing(wanted.name, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
                 continue
             topic = logs.topic(wanted.name)
             if topic is None and auto_create:
+                if not _may_create(ctx, wanted.name):
+                    topics.append(_missing(wanted.name, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                    continue
                 try:
                     topic = logs.create_topic(wanted.name, broker.config["num.partitions"], {})
                 except KafkaError as e:
                     topics.append(_missing(wanted.name, None, e.code))
                     continue
-            topics.append(_topic_entry(broker, topic, ops) if topic
+            topics.append(entry(topic) if topic
                           else _missing(wanted.name, None, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    # Kafka fills the cluster bitfield only in v8-v10 (later versions moved it to DescribeCluster).
+    cluster_ops = OPS_NOT_REQUESTED
+    if 8 <= ctx.version <= 10 and req.include_cluster_authorized_operations:
+        cluster_ops = cluster_operations(ctx)
     return MetadataResponse(
         throttle_time_ms=0,
         brokers=[MetadataResponseBroker(broker.node_id, broker.advertised_host, broker.advertised_port, None)],
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
         topics=topics,
-        cluster_authorized_operations=ALL_CLUSTER_OPS if req.include_cluster_authorized_operations
-        else OPS_NOT_REQUESTED,
+        cluster_authorized_operations=cluster_ops,
     )

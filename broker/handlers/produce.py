@@ -2,11 +2,17 @@
 
 Versions 0-2 carry the pre-0.11 message formats (magic 0/1), which Keystream does not store, so
 Produce starts at v3 (as in Apache Kafka 4.0).
+
+Authorization as in Kafka: Write on each topic, checked before the topic is looked up (so an
+unauthorized partition answers TOPIC_AUTHORIZATION_FAILED whether the topic exists or not), and
+Write on the transactional id when the batches are transactional. Idempotent batches need nothing
+more: since Kafka 3.0 Write on the topic implies IdempotentWrite.
 """
 
 import asyncio
 import time
 
+from keystream.auth.acl import Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.produce_request import ProduceRequest
@@ -16,6 +22,9 @@ from keystream.broker.protocol.messages.produce_response import (
     TopicProduceResponse,
 )
 from keystream.broker.records import validate_batches
+
+_MAGIC_AT, _ATTRIBUTES_AT = 16, 21  # RecordBatch header: magic byte, then CRC, then attributes (int16)
+_TRANSACTIONAL = 0x10
 
 
 def _error(index: int, e: KafkaError) -> PartitionProduceResponse:
@@ -47,17 +56,40 @@ def _append(topic, index: int, records, now_ms: int):
                                     log_start_offset=res.log_start_offset), plog
 
 
+def _transactional(records) -> bool:
+    """Kafka's RequestUtils.hasTransactionalRecords: the first batch's transactional bit (v2 format)."""
+    if records is None or len(records) < _ATTRIBUTES_AT + 2 or records[_MAGIC_AT] < 2:
+        return False
+    return bool(records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL)
+
+
+def _all_failed(req: ProduceRequest, code: ErrorCode) -> ProduceResponse:
+    return ProduceResponse(throttle_time_ms=0, responses=[
+        TopicProduceResponse(td.name, [_error(pd.index, KafkaError(code)) for pd in td.partition_data])
+        for td in req.topic_data
+    ])
+
+
 @api(ProduceRequest, min_version=3)
 async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     broker = ctx.broker
+    if any(_transactional(pd.records) for td in req.topic_data for pd in td.partition_data):
+        tid = req.transactional_id
+        if tid is None or not ctx.allowed(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, tid):
+            return None if req.acks == 0 else _all_failed(req, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     now_ms = int(time.time() * 1000)
     acks_valid = req.acks in (0, 1, -1)
+    writable: dict[str, bool] = {}
     responses, appended = [], []
     for td in req.topic_data:
-        topic = broker.logs.topic(td.name)
+        if td.name not in writable:
+            writable[td.name] = ctx.allowed(Operation.WRITE, ResourceType.TOPIC, td.name)
+        topic = broker.logs.topic(td.name) if writable[td.name] else None
         parts = []
         for pd in td.partition_data:
             try:
+                if not writable[td.name]:
+                    raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 if not acks_valid:
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {req.acks}")
                 resp, plog = _append(topic, pd.index, pd.records, now_ms)

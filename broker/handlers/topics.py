@@ -4,10 +4,18 @@ controller (KRaft), so a request that fails several checks reports the same erro
 This node is the only broker: replication factors other than 1 (or -1 for the default) and manual
 assignments naming other brokers are refused the way Kafka refuses brokers that are not registered.
 Where Kafka leaves an error message null, the answer carries Kafka's default text for that code.
+
+Authorization as in Kafka's controller, always before a topic is looked up so that an unauthorized
+caller cannot tell an existing topic from a missing one: CreateTopics needs Create on the cluster or
+on the topic (and DescribeConfigs on the topic for the v5+ config echo), DeleteTopics Delete on the
+cluster or the topic (Describe decides whether a refused topic is named in the answer), and
+CreatePartitions Alter on the topic. By id, a topic the caller may not Describe is answered
+UNKNOWN_TOPIC_ID like an id that does not exist (Kafka answers TOPIC_AUTHORIZATION_FAILED there).
 """
 
 from collections import Counter
 
+from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.log.config import build_log_config, describe_config, validate_overrides
@@ -36,6 +44,7 @@ CLUSTER_METADATA_TOPIC = "__cluster_metadata"
 UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
 UNKNOWN_TOPIC_ID_MESSAGE = "This server does not host this topic ID."
 DELETION_DISABLED_MESSAGE = "Topic deletion is disabled."
+TOPIC_AUTHORIZATION_MESSAGE = "Topic authorization failed."
 BROKER_COUNT = 1
 
 
@@ -125,6 +134,14 @@ def _creation_overrides(logs, configs) -> dict[str, str]:
     return overrides
 
 
+def _topic_allowed(ctx, op: Operation, name: str) -> bool:
+    return ctx.allowed(op, ResourceType.TOPIC, name)
+
+
+def _cluster_allowed(ctx, op: Operation) -> bool:
+    return ctx.allowed(op, ResourceType.CLUSTER, CLUSTER_NAME)
+
+
 def _create(ctx, t, validate_only: bool) -> CreatableTopicResult:
     broker = ctx.broker
     logs = broker.logs
@@ -139,7 +156,10 @@ def _create(ctx, t, validate_only: bool) -> CreatableTopicResult:
     topic = logs.create_topic(t.name, count, overrides, validate_only=validate_only,
                               internal=t.name in INTERNAL_TOPICS)
     result = CreatableTopicResult(name=t.name, topic_id=topic.topic_id, error_code=0, error_message=None)
-    if ctx.version >= 5:
+    if ctx.version >= 5 and not _topic_allowed(ctx, Operation.DESCRIBE_CONFIGS, t.name):
+        # Created, but the caller may not see its configs: Kafka says so in the config error field.
+        result.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    elif ctx.version >= 5:
         entries = describe_config(topic.overrides, logs.broker_defaults, include_synonyms=False)
         result.num_partitions = count
         result.replication_factor = BROKER_COUNT
@@ -160,12 +180,17 @@ async def create_topics(ctx, req: CreateTopicsRequest) -> CreateTopicsResponse:
     counts = Counter(t.name for t in req.topics)
     duplicates = [name for name, n in counts.items() if n > 1]
     results = []
+    cluster_create = _cluster_allowed(ctx, Operation.CREATE)
     for t in req.topics:
         if counts[t.name] > 1:
             continue
         if t.name == CLUSTER_METADATA_TOPIC:
             results.append(_create_failed(t.name, _error(
                 ErrorCode.INVALID_REQUEST, f"Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited.")))
+            continue
+        if not (cluster_create or _topic_allowed(ctx, Operation.CREATE, t.name)):
+            results.append(_create_failed(t.name, _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                         "Authorization failed.")))
             continue
         try:
             results.append(_create(ctx, t, req.validate_only))
@@ -188,8 +213,14 @@ def _requested(ctx, req: DeleteTopicsRequest) -> list[tuple[str | None, bytes]]:
     return [(name, ZERO_UUID) for name in req.topic_names]
 
 
-def _resolve(logs, requested):
-    """Kafka's checks on names and ids: (topics to delete as {id: topic}, error results)."""
+def _resolve(ctx, requested):
+    """Kafka's checks on names and ids, authorization included: (topics to delete as {id: topic}, errors)."""
+    logs = ctx.broker.logs
+    cluster_delete = _cluster_allowed(ctx, Operation.DELETE)
+
+    def may(op: Operation, name: str) -> bool:
+        return cluster_delete or _topic_allowed(ctx, op, name)
+
     errors = []
     names = Counter(n for n, i in requested if n is not None and i == ZERO_UUID)
     ids = Counter(i for n, i in requested if n is None and i != ZERO_UUID)
@@ -206,14 +237,22 @@ def _resolve(logs, requested):
     errors += [_deleted(None, i, ErrorCode.INVALID_REQUEST, "Duplicate topic id.") for i, c in ids.items() if c > 1]
     for topic_id in (i for i, c in ids.items() if c == 1):
         topic = logs.topic_by_id(topic_id)
-        if topic is None:
+        if topic is None or not may(Operation.DESCRIBE, topic.name):
             errors.append(_deleted(None, topic_id, ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_ID_MESSAGE))
+        elif not may(Operation.DELETE, topic.name):
+            errors.append(_deleted(topic.name, topic_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                   TOPIC_AUTHORIZATION_MESSAGE))
         else:
             by_id[topic_id] = topic
     for name in (n for n, c in names.items() if c == 1):
+        if not may(Operation.DESCRIBE, name):
+            errors.append(_deleted(name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_MESSAGE))
+            continue
         topic = logs.topics.get(name)
         if topic is None:
             errors.append(_deleted(name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_MESSAGE))
+        elif not may(Operation.DELETE, name):
+            errors.append(_deleted(name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_MESSAGE))
         elif topic.topic_id in by_id or ids.get(topic.topic_id, 0) > 1:
             # Named and also given by id: Kafka answers the name and drops the id without an answer.
             by_id.pop(topic.topic_id, None)
@@ -243,7 +282,7 @@ async def delete_topics(ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse:
         return DeleteTopicsResponse(throttle_time_ms=0, responses=[
             _deleted(name, topic_id, code, DELETION_DISABLED_MESSAGE) for name, topic_id in requested])
     logs = ctx.broker.logs
-    to_delete, results = _resolve(logs, requested)
+    to_delete, results = _resolve(ctx, requested)
     results += [_delete_one(logs, topic) for topic in to_delete.values()]
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
@@ -282,6 +321,10 @@ async def create_partitions(ctx, req: CreatePartitionsRequest) -> CreatePartitio
                for name, n in counts.items() if n > 1]
     for t in req.topics:
         if counts[t.name] > 1:
+            continue
+        if not _topic_allowed(ctx, Operation.ALTER, t.name):
+            results.append(CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                        error_message=TOPIC_AUTHORIZATION_MESSAGE))
             continue
         try:
             _grow(logs, ctx.broker.node_id, t, req.validate_only)

@@ -29,6 +29,7 @@ from keystream.broker.log.topic_meta import META_DIR, TopicMeta, TopicMetaStore,
 
 log = logging.getLogger(__name__)
 DELETE_SUFFIX = "-delete"
+RESERVED_PREFIX = "__keystream"  # the broker's private logs (metadata) live under such names
 
 
 @dataclass
@@ -151,6 +152,8 @@ class LogManager:
                      validate_only: bool = False, internal: bool = False) -> Topic:
         """CreateTopics for one topic; -1 partitions means the broker's num.partitions."""
         validate_topic_name(name)
+        if name.startswith(RESERVED_PREFIX):
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic names starting '{RESERVED_PREFIX}' are reserved.")
         if name in self.topics:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         clash = next((t for t in self.topics if collides(name, t)), None)

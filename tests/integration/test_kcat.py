@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.fixtures.clients import KCAT, create_topic, kcat, kcat_consume
 from tests.fixtures.wire import unique_name
 
-pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is not installed (apt-get install kcat)")
+
+def test_kcat_is_installed():
+    assert KCAT is not None, "kcat is not installed: .ci/run and `make test` install it (apt-get install kcat)"
 
 
 def test_kcat_metadata_listing(shared_broker):

@@ -9,8 +9,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTP
-from keystream.broker.protocol.messages.init_producer_id_request import InitProducerIdRequest
 
+from keystream.broker.protocol.messages.init_producer_id_request import InitProducerIdRequest
 from tests.fixtures.clients import Delivery, consume_assigned, create_topic, flush, producer
 from tests.fixtures.records import Record, build_batch, parse_records
 from tests.fixtures.wire import WireClient, unique_name

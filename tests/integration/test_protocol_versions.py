@@ -10,12 +10,12 @@ import signal
 import time
 
 import pytest
+
 from keystream.broker.protocol.messages.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
-
 from tests.fixtures.records import Record, build_batch, parse_batches, parse_records
 from tests.fixtures.wire import WireClient, unique_name
 

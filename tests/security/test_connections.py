@@ -7,8 +7,8 @@ import contextlib
 import socket
 
 import pytest
-from keystream.broker.protocol.messages.api_versions_request import ApiVersionsRequest
 
+from keystream.broker.protocol.messages.api_versions_request import ApiVersionsRequest
 from tests.fixtures.waiting import Deadline, wait_for
 from tests.fixtures.wire import WireClient
 

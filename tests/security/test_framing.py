@@ -8,6 +8,7 @@ import contextlib
 import struct
 
 import pytest
+
 from keystream.broker.protocol.codec import Writer
 from keystream.broker.protocol.messages.api_versions_request import ApiVersionsRequest
 from keystream.broker.protocol.messages.api_versions_response import ApiVersionsResponse
@@ -19,7 +20,6 @@ from keystream.broker.protocol.messages.produce_request import (
 )
 from keystream.broker.protocol.messages.request_header import RequestHeader
 from keystream.broker.protocol.messages.response_header import ResponseHeader
-
 from tests.fixtures.records import Record, build_batch
 from tests.fixtures.waiting import Deadline
 from tests.fixtures.wire import ConnectionClosed, WireClient, encode_request, unique_name

@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from keystream.broker.protocol.codec import DecodeError, Writer
 from keystream.broker.protocol.messages import REQUESTS
 from keystream.broker.protocol.messages.create_topics_request import CreatableTopic, CreatableTopicConfig
@@ -33,7 +34,6 @@ from keystream.broker.protocol.messages.offset_fetch_request import OffsetFetchR
 from keystream.broker.protocol.messages.produce_request import PartitionProduceData, TopicProduceData
 from keystream.broker.protocol.messages.request_header import RequestHeader
 from keystream.broker.protocol.messages.sync_group_request import SyncGroupRequestAssignment
-
 from tests.fixtures.broker import api_versions_probe
 from tests.fixtures.records import Record, build_batch
 from tests.fixtures.waiting import Deadline

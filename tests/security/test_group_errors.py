@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+
 from keystream.broker.protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from keystream.broker.protocol.messages.heartbeat_request import HeartbeatRequest
 from keystream.broker.protocol.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
@@ -20,7 +21,6 @@ from keystream.broker.protocol.messages.offset_fetch_request import (
     OffsetFetchRequestTopic,
 )
 from keystream.broker.protocol.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
-
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.wire import WireClient, unique_name
 

@@ -93,8 +93,8 @@ def test_aiokafka(tls_broker):
     assert asyncio.run(run()) == [f"ak{i}".encode() for i in range(5)]
 
 
-@pytest.mark.skipif(KCAT is None, reason="kcat is not installed (apt-get install kcat)")
 def test_kcat(tls_broker, tmp_path):
+    assert KCAT is not None, "kcat is not installed (apt-get install kcat)"
     b = tls_broker
     topic = _topic(b)
     args = b.tls.kcat_args(b.bootstrap)

@@ -4,6 +4,7 @@ the version has one) and change nothing."""
 from __future__ import annotations
 
 import pytest
+
 from keystream.broker.protocol.messages.alter_configs_request import (
     AlterableConfig,
     AlterConfigsRequest,
@@ -28,7 +29,6 @@ from keystream.broker.protocol.messages.incremental_alter_configs_request import
 from keystream.broker.protocol.messages.incremental_alter_configs_request import (
     IncrementalAlterConfigsRequest,
 )
-
 from tests.fixtures.wire import WireClient, unique_name
 
 UNKNOWN_TOPIC_OR_PARTITION = 3

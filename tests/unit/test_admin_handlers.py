@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+
 from keystream.auth.principal import ANONYMOUS, Session
 from keystream.broker.broker import Broker
 from keystream.broker.context import RequestContext
@@ -69,7 +70,6 @@ from keystream.broker.protocol.messages.produce_request import (
     TopicProduceData,
 )
 from keystream.broker.records import build_batch
-
 from keystream.config import Config, load_config
 
 TOPIC, BROKER = 2, 4
@@ -84,7 +84,7 @@ def make_broker(tmp_path):
 
     def make(**overrides) -> Broker:
         props = {"log.dirs": str(tmp_path / f"data{len(made)}"), "listeners": "PLAINTEXT://127.0.0.1:9092",
-                 **overrides}
+                 "super.users": "User:ANONYMOUS", **overrides}  # authorization is always on
         broker = Broker(load_config(None, overrides=props, environ={}))
         broker.logs.load()
         made.append(broker)

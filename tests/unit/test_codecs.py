@@ -5,6 +5,7 @@ import random
 import sys
 
 import pytest
+
 from keystream.broker.protocol import codegen
 from keystream.broker.protocol.codec import DecodeError, Writer
 

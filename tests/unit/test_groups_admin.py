@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from keystream.broker.errors import ErrorCode
 from keystream.broker.protocol.messages.delete_groups_request import DeleteGroupsRequest
 from keystream.broker.protocol.messages.describe_groups_request import DescribeGroupsRequest
@@ -16,7 +17,6 @@ from keystream.broker.protocol.messages.offset_commit_request import (
     OffsetCommitRequestPartition,
     OffsetCommitRequestTopic,
 )
-
 from tests.unit.test_groups_support import Node, eventually, finish, run
 
 

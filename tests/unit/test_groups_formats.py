@@ -5,12 +5,12 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from keystream.broker import records
 from keystream.broker.groups import formats
 from keystream.broker.groups.formats import GroupValue, MemberValue, OffsetValue
 from keystream.broker.groups.results import CommitRequestPartition
 from keystream.broker.groups.store import TOPIC
-
 from tests.unit.test_groups_support import Node, run, subscription
 
 

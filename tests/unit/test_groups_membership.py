@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from keystream.broker.errors import ErrorCode
 from keystream.broker.groups import GroupState
 from keystream.broker.groups.results import CommitRequestPartition
@@ -12,7 +13,6 @@ from keystream.broker.protocol.messages.describe_groups_request import DescribeG
 from keystream.broker.protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from keystream.broker.protocol.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 from keystream.broker.protocol.messages.list_groups_request import ListGroupsRequest
-
 from tests.unit.test_groups_support import Node, eventually, finish, parked, run, subscription, timers
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from keystream.broker import records
 from keystream.broker.errors import ErrorCode
 from keystream.broker.groups import GroupState, formats
@@ -25,7 +26,6 @@ from keystream.broker.protocol.messages.offset_fetch_request import (
     OffsetFetchRequestTopic,
     OffsetFetchRequestTopics,
 )
-
 from tests.unit.test_groups_support import Node, eventually, run, subscription
 
 MINUTE = 60_000

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import keystream.broker.handlers.groups  # noqa: F401 - registers the handlers
 import keystream.broker.handlers.offsets  # noqa: F401
+from keystream.auth.acl import Authorizer
 from keystream.auth.principal import ANONYMOUS, Session
 from keystream.broker.context import RequestContext
 from keystream.broker.groups import GroupCoordinator
@@ -78,8 +79,10 @@ class Node:
         self.logs = LogManager([str(self.path)], self.broker_config)
         self.logs.load()
         self.groups = GroupCoordinator(self.logs, {**self.broker_config, **self.group_config})
+        # Authorization is always on: the harness's ANONYMOUS caller is a super user.
         self.broker = SimpleNamespace(node_id=1, advertised_host="broker.test", advertised_port=9092,
-                                      logs=self.logs, groups=self.groups, config=self.broker_config)
+                                      logs=self.logs, groups=self.groups, config=self.broker_config,
+                                      authorizer=Authorizer({"super.users": "User:ANONYMOUS"}, None))
         await self.groups.start()
         return self
 

@@ -5,16 +5,22 @@ from .alter_configs_request import AlterConfigsRequest
 from .alter_configs_response import AlterConfigsResponse
 from .api_versions_request import ApiVersionsRequest
 from .api_versions_response import ApiVersionsResponse
+from .create_acls_request import CreateAclsRequest
+from .create_acls_response import CreateAclsResponse
 from .create_partitions_request import CreatePartitionsRequest
 from .create_partitions_response import CreatePartitionsResponse
 from .create_topics_request import CreateTopicsRequest
 from .create_topics_response import CreateTopicsResponse
+from .delete_acls_request import DeleteAclsRequest
+from .delete_acls_response import DeleteAclsResponse
 from .delete_groups_request import DeleteGroupsRequest
 from .delete_groups_response import DeleteGroupsResponse
 from .delete_records_request import DeleteRecordsRequest
 from .delete_records_response import DeleteRecordsResponse
 from .delete_topics_request import DeleteTopicsRequest
 from .delete_topics_response import DeleteTopicsResponse
+from .describe_acls_request import DescribeAclsRequest
+from .describe_acls_response import DescribeAclsResponse
 from .describe_cluster_request import DescribeClusterRequest
 from .describe_cluster_response import DescribeClusterResponse
 from .describe_configs_request import DescribeConfigsRequest
@@ -56,6 +62,6 @@ from .response_header import ResponseHeader
 from .sync_group_request import SyncGroupRequest
 from .sync_group_response import SyncGroupResponse
 
-REQUESTS = {33: AlterConfigsRequest, 18: ApiVersionsRequest, 37: CreatePartitionsRequest, 19: CreateTopicsRequest, 42: DeleteGroupsRequest, 21: DeleteRecordsRequest, 20: DeleteTopicsRequest, 60: DescribeClusterRequest, 32: DescribeConfigsRequest, 15: DescribeGroupsRequest, 1: FetchRequest, 10: FindCoordinatorRequest, 12: HeartbeatRequest, 44: IncrementalAlterConfigsRequest, 22: InitProducerIdRequest, 11: JoinGroupRequest, 13: LeaveGroupRequest, 16: ListGroupsRequest, 2: ListOffsetsRequest, 3: MetadataRequest, 8: OffsetCommitRequest, 47: OffsetDeleteRequest, 9: OffsetFetchRequest, 23: OffsetForLeaderEpochRequest, 0: ProduceRequest, 14: SyncGroupRequest}
+REQUESTS = {33: AlterConfigsRequest, 18: ApiVersionsRequest, 30: CreateAclsRequest, 37: CreatePartitionsRequest, 19: CreateTopicsRequest, 31: DeleteAclsRequest, 42: DeleteGroupsRequest, 21: DeleteRecordsRequest, 20: DeleteTopicsRequest, 29: DescribeAclsRequest, 60: DescribeClusterRequest, 32: DescribeConfigsRequest, 15: DescribeGroupsRequest, 1: FetchRequest, 10: FindCoordinatorRequest, 12: HeartbeatRequest, 44: IncrementalAlterConfigsRequest, 22: InitProducerIdRequest, 11: JoinGroupRequest, 13: LeaveGroupRequest, 16: ListGroupsRequest, 2: ListOffsetsRequest, 3: MetadataRequest, 8: OffsetCommitRequest, 47: OffsetDeleteRequest, 9: OffsetFetchRequest, 23: OffsetForLeaderEpochRequest, 0: ProduceRequest, 14: SyncGroupRequest}
 
-RESPONSES = {33: AlterConfigsResponse, 18: ApiVersionsResponse, 37: CreatePartitionsResponse, 19: CreateTopicsResponse, 42: DeleteGroupsResponse, 21: DeleteRecordsResponse, 20: DeleteTopicsResponse, 60: DescribeClusterResponse, 32: DescribeConfigsResponse, 15: DescribeGroupsResponse, 1: FetchResponse, 10: FindCoordinatorResponse, 12: HeartbeatResponse, 44: IncrementalAlterConfigsResponse, 22: InitProducerIdResponse, 11: JoinGroupResponse, 13: LeaveGroupResponse, 16: ListGroupsResponse, 2: ListOffsetsResponse, 3: MetadataResponse, 8: OffsetCommitResponse, 47: OffsetDeleteResponse, 9: OffsetFetchResponse, 23: OffsetForLeaderEpochResponse, 0: ProduceResponse, 14: SyncGroupResponse}
+RESPONSES = {33: AlterConfigsResponse, 18: ApiVersionsResponse, 30: CreateAclsResponse, 37: CreatePartitionsResponse, 19: CreateTopicsResponse, 31: DeleteAclsResponse, 42: DeleteGroupsResponse, 21: DeleteRecordsResponse, 20: DeleteTopicsResponse, 29: DescribeAclsResponse, 60: DescribeClusterResponse, 32: DescribeConfigsResponse, 15: DescribeGroupsResponse, 1: FetchResponse, 10: FindCoordinatorResponse, 12: HeartbeatResponse, 44: IncrementalAlterConfigsResponse, 22: InitProducerIdResponse, 11: JoinGroupResponse, 13: LeaveGroupResponse, 16: ListGroupsResponse, 2: ListOffsetsResponse, 3: MetadataResponse, 8: OffsetCommitResponse, 47: OffsetDeleteResponse, 9: OffsetFetchResponse, 23: OffsetForLeaderEpochResponse, 0: ProduceResponse, 14: SyncGroupResponse}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.log.config import (
     DEFS,

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+
 from keystream.broker import records as R
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.log import LogManager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from keystream.broker import records as R
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.log import recovery

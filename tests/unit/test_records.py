@@ -9,6 +9,7 @@ import cramjam
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from keystream.broker import records as R
 from keystream.broker.errors import ErrorCode, KafkaError
 

@@ -1,9 +1,9 @@
 """Start and stop the brokers under test on free 127.0.0.1 ports.
 
 Each broker is a child process in its own session, so the bench can stop exactly what it started
-(by PID) and nothing else. Extra server properties and client properties are parameters, which is
-the hook the mTLS variant needs: an SSL listener plus `ssl.*` server properties in, and
-`security.protocol=SSL` plus the client certificate settings out.
+(by PID) and nothing else. Extra server properties and client properties are parameters; the mTLS
+variant (`keystream_tls`, for `--tls`) uses them for an SSL listener plus `ssl.*` server properties
+in, and `security.protocol=SSL` plus the client certificate settings out.
 """
 
 from __future__ import annotations
@@ -149,12 +149,50 @@ def keystream(
         "advertised.listeners": listener,
         "log.dirs": str(home / "data"),
         "group.initial.rebalance.delay.ms": str(rebalance_delay_ms),
+        # Authorization is always on: plaintext bench clients are User:ANONYMOUS (extra_props may override).
+        "super.users": "User:ANONYMOUS",
         **(extra_props or {}),
     }
     config = home / "server.properties"
     write_properties(config, props)
     argv = [sys.executable, "-m", "keystream", "serve", "--config", str(config)]
     return Broker(name, argv, home, port, dict(client_props or {}))
+
+
+def keystream_tls(
+    workdir: Path,
+    rebalance_delay_ms: int = 0,
+    extra_props: dict[str, str] | None = None,
+    client_props: dict[str, str] | None = None,
+    name: str = "keystream-tls",
+) -> Broker:
+    """Keystream with an mTLS SSL listener: a throwaway CA, broker and client certificate are made
+    under `workdir` with keystream.certs, and the client certificate is the super user (the bench
+    measures transport cost, not ACL evaluation)."""
+    from keystream.certs import init_ca, issue  # the bench may run without the broker's extras
+
+    pki = workdir / name / "pki"
+    ca = init_ca(pki / "ca", common_name="Keystream bench CA")
+    server = issue(ca.dir, "broker", out_dir=pki, server=True, sans=["DNS:localhost", "IP:127.0.0.1"])
+    client = issue(ca.dir, "bench", out_dir=pki, client=True, common_name="bench")
+    props = {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(server.pem),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(ca.cert),
+        "ssl.client.auth": "required",
+        "ssl.crl.location": str(ca.crl),
+        "super.users": "User:CN=bench",
+        **(extra_props or {}),
+    }
+    clients = {
+        "security.protocol": "SSL",
+        "ssl.ca.location": str(ca.cert),
+        "ssl.certificate.location": str(client.cert),
+        "ssl.key.location": str(client.key),
+        **(client_props or {}),
+    }
+    return keystream(workdir, rebalance_delay_ms, props, clients, scheme="SSL", name=name)
 
 
 def tansu_binary() -> Path:

@@ -26,7 +26,7 @@ def throughput_cell(s: Session, repeat: int, size: int, parts: int, comp: str) -
     """Produce once per acks setting into fresh topics, then consume the first one back."""
     a = s.args
     records = records_for(a, size)
-    for name in s.order(repeat):
+    for name in s.order(repeat, tls=True):
         broker = s.brokers[name]
         made: list[str] = []
         consume_topic, consume_codec = None, None

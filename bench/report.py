@@ -42,6 +42,24 @@ def summarize_row(row: dict, brokers: list[str]) -> None:
                 row["ratio"][m] = subj[m]["median"] / peer[m]["median"]
 
 
+TLS, PLAIN = "keystream-tls", "keystream"
+TANSU_TLS_NOTE = ("tansu: no TLS (its 0.6.0 `--cert` and `--key` options cannot be given together, and `--cert` "
+                  "alone still serves plaintext), so only Keystream is measured over mTLS")
+
+
+def summarize_tls(row: dict) -> None:
+    """With `--tls`: medians of the mTLS Keystream and TLS / plaintext ratios of Keystream itself."""
+    if TLS not in row["samples"]:
+        return
+    good = [s for s in row["samples"][TLS] if s.get("complete")]
+    row["summary"][TLS] = {m: summarize([f(s) for s in good]) for m, f in METRICS.items()}
+    if PLAIN not in row["summary"]:
+        summarize_row(row, [PLAIN])  # --brokers without keystream: nothing to compare with
+    tls, plain = row["summary"][TLS], row["summary"].get(PLAIN, {})
+    row["tls_ratio"] = {m: tls[m]["median"] / plain[m]["median"] for m in METRICS
+                        if tls[m] and plain.get(m) and plain[m]["median"]}
+
+
 def failures(row: dict, broker: str) -> list[str]:
     return [s.get("first_error", "incomplete") for s in row["samples"].get(broker, []) if not s.get("complete")]
 
@@ -90,10 +108,10 @@ def _comparable(row: dict) -> bool:
     return len(set(codecs)) <= 1
 
 
-def _ratio(row: dict, metric: str) -> str:
+def _ratio(row: dict, metric: str, key: str = "ratio") -> str:
     if not _comparable(row):
         return "n/c"
-    r = row["ratio"].get(metric)
+    r = row.get(key, {}).get(metric)
     if r is None:
         return "-"
     if r >= 0.1:
@@ -116,20 +134,24 @@ def _spread(row: dict, broker: str, metric: str) -> str:
 
 
 def _table(title: str, rows: list[dict], brokers: list[str], metrics: list[tuple[str, str]],
-           spread_of: str | None) -> list[str]:
-    short = [b[0].upper() for b in brokers]
+           spread_of: str | None, *, short: list[str] | None = None, ratio_key: str = "ratio",
+           note: tuple[str, str] | None = None) -> list[str]:
+    short = short or [b[0].upper() for b in brokers]
     head = ["case"]
     for label, _ in metrics:
         head += [f"{label} {s}" for s in short] + (["ratio"] if len(brokers) > 1 else [])
     if spread_of:
         head += [f"spr {s}" for s in short] + ["client " + "/".join(short)]
+    head += [note[0]] if note else []
     body = []
     for row in rows:
         line = [row["label"] + (" †" if _codec_mismatch(row) else "")]
         for _, metric in metrics:
-            line += [_cell(row, b, metric) for b in brokers] + ([_ratio(row, metric)] if len(brokers) > 1 else [])
+            line += [_cell(row, b, metric) for b in brokers]
+            line += [_ratio(row, metric, ratio_key)] if len(brokers) > 1 else []
         if spread_of:
             line += [_spread(row, b, spread_of) for b in brokers] + [_client(row, brokers)]
+        line += [note[1]] if note else []
         body.append(line)
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
 
@@ -149,6 +171,7 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
     for phase in ("produce", "consume"):
         if by_phase[phase]:
             out += _table(phase.upper(), by_phase[phase], brokers, throughput, "records_per_s")
+    out += _tls_tables(by_phase, "tansu" in brokers)
     if by_phase["latency"]:
         out += _table("LATENCY (ms)", by_phase["latency"], brokers,
                       [("e2e p50", "e2e_p50_ms"), ("e2e p99", "e2e_p99_ms"),
@@ -162,8 +185,25 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
     for b, info in broker_info.items():
         if info.get("start_error"):
             out += ["", f"{b} DID NOT START:", *(f"    {t}" for t in info["start_error"].splitlines())]
-    out += _failure_lines(rows, brokers)
+    out += _failure_lines(rows, [*brokers, *([TLS] if TLS in broker_info else [])])
     return "\n".join(out)
+
+
+def _tls_tables(by_phase: dict[str, list[dict]], with_tansu: bool) -> list[str]:
+    """Keystream over mTLS beside its own plaintext figures; ratio = TLS / plaintext (1.00x = free)."""
+    out: list[str] = []
+    throughput = [("rec/s", "records_per_s"), ("rec/CPU-s", "records_per_cpu_s")]
+    for phase in ("produce", "consume"):
+        rows = [r for r in by_phase[phase] if TLS in r["samples"]]
+        if rows:
+            out += _table(f"{phase.upper()} over mTLS (KT = keystream SSL listener, client certificate required; "
+                          "K = keystream plaintext; ratio = KT / K)", rows, [TLS, PLAIN], throughput,
+                          "records_per_s", short=["KT", "K"], ratio_key="tls_ratio",
+                          note=("T", "no TLS") if with_tansu else None)
+    if out and with_tansu:
+        out.append(TANSU_TLS_NOTE)
+        out.append("")
+    return out
 
 
 def _codec_lines(rows: list[dict]) -> list[str]:

@@ -1,7 +1,9 @@
-"""Side-by-side runner: `python -m bench.run [--quick] [--only ...] [--brokers keystream,tansu]`.
+"""Side-by-side runner: `python -m bench.run [--quick] [--only ...] [--brokers keystream,tansu] [--tls]`.
 
 Both brokers run at once on free 127.0.0.1 ports and every measurement alternates between them
-(and flips the order on each repeat), so machine noise lands on both sides of each ratio.
+(and flips the order on each repeat), so machine noise lands on both sides of each ratio. `--tls`
+adds a third broker, Keystream with an mTLS SSL listener, to the produce/consume runs, reported
+as TLS / plaintext of Keystream itself.
 """
 
 from __future__ import annotations
@@ -21,15 +23,6 @@ from bench.session import Session
 
 PHASES = ("produce", "consume", "latency", "join")
 RESULTS = Path(__file__).resolve().parent / "results"
-TLS_HOOK = (
-    "--tls is not wired up yet: it needs Keystream's SSL listener and the dev PKI. The hook is "
-    "bench.brokers.keystream(scheme='SSL', extra_props={ssl.* server properties}, client_props="
-    "{'security.protocol': 'SSL', 'ssl.ca.location': ..., 'ssl.certificate.location': ..., "
-    "'ssl.key.location': ...}); see bench/README.md. Until then --keystream-prop and "
-    "--keystream-client-prop pass the same settings by hand."
-)
-
-
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
 
@@ -63,13 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra server.properties line for Keystream (repeatable)")
     p.add_argument("--keystream-client-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra confluent-kafka setting for clients of Keystream (repeatable)")
-    p.add_argument("--tls", action="store_true", help="mTLS variant against Keystream's SSL listener (not yet)")
+    p.add_argument("--tls", action="store_true",
+                   help="also run produce/consume against a Keystream with an mTLS SSL listener and report it "
+                        "as a ratio of Keystream's plaintext figures")
     p.add_argument("--install-peer", action="store_true", help=f"pip install {launch.TANSU_PIN} first")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with broker logs and data")
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    if args.tls:
-        p.error(TLS_HOOK)
+    if args.tls and "keystream" not in args.brokers:
+        p.error("--tls compares Keystream over mTLS with Keystream over plaintext: include keystream in --brokers")
     unknown = set(args.only) - set(PHASES) or set(args.brokers) - {"keystream", "tansu"}
     if unknown:
         p.error(f"unknown value(s): {', '.join(sorted(unknown))}")
@@ -99,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(session.rows.values())
     for row in rows:
         report.summarize_row(row, args.brokers)
+        report.summarize_tls(row)
     print()
     print(report.render(rows, args.brokers, session.info))
     out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"

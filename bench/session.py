@@ -13,6 +13,8 @@ from bench import brokers as launch
 from bench import produce, topics
 from bench.brokers import Broker, BrokerError
 
+TLS = "keystream-tls"  # the mTLS Keystream of `--tls`; compared with the plaintext "keystream"
+
 
 class Session:
     """The brokers of one run, the rows measured so far, and the extra Keystream instances."""
@@ -29,6 +31,9 @@ class Session:
     def make(self, name: str, delay_ms: int = 0) -> Broker:
         if name == "tansu":
             return launch.tansu(self.workdir)
+        if name == TLS:
+            return launch.keystream_tls(self.workdir, delay_ms, dict(self.args.keystream_prop),
+                                        dict(self.args.keystream_client_prop))
         return launch.keystream(self.workdir, delay_ms, dict(self.args.keystream_prop),
                                 dict(self.args.keystream_client_prop),
                                 name="keystream" if delay_ms == self.base_delay else f"keystream-delay{delay_ms}")
@@ -37,8 +42,13 @@ class Session:
     def base_delay(self) -> int:
         return self.args.join_delays[0] if self.args.join_delays else 0
 
+    @property
+    def started(self) -> list[str]:
+        """Every broker of the run: the compared ones, then the mTLS Keystream when `--tls`."""
+        return [*self.args.brokers, *([TLS] if self.args.tls else [])]
+
     def start(self) -> None:
-        for name in self.args.brokers:
+        for name in self.started:
             broker = self.make(name, self.base_delay)
             self.brokers[name] = broker
             self.info[name] = {"version": launch.version_of(name), "argv": broker.argv, "port": broker.port}
@@ -89,8 +99,9 @@ class Session:
             self.info.setdefault(broker.name, {}).setdefault("wire_codec", {})[f"{compression} {size}B"] = self.codecs[key]
         return self.codecs[key]
 
-    def order(self, repeat: int) -> list[str]:
-        names = list(self.args.brokers)
+    def order(self, repeat: int, *, tls: bool = False) -> list[str]:
+        """Brokers in the order of this repeat (flipped on odd repeats); `tls` adds the mTLS one."""
+        names = self.started if tls else list(self.args.brokers)
         return names if repeat % 2 == 0 else names[::-1]
 
     def record(self, key: str, phase: str, label: str, params: dict, broker: str, sample: dict) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from keystream.certs import CertError
+from keystream.cli_acl import acl
 from keystream.cli_certs import certs
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
@@ -90,8 +92,11 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
 @log_level_option
 @click.pass_context
 def up(ctx: click.Context, data_dir: str, port: int, log_level: str) -> None:
-    """Run a dev single-node broker (config under --data-dir)."""
-    setup = write_dev_files(Path(data_dir), port=port)
+    """Run a secure dev single-node broker: mTLS listener, dev CA and client configs under --data-dir."""
+    try:
+        setup = write_dev_files(Path(data_dir), port=port)
+    except CertError as exc:  # e.g. a damaged CA directory: say which file, no traceback
+        raise click.ClickException(f"cannot set up the dev PKI: {exc}") from None
     config = _load(str(setup.server_properties), {})
     run = _broker_runner()
     click.echo(connect_help(setup))
@@ -100,6 +105,7 @@ def up(ctx: click.Context, data_dir: str, port: int, log_level: str) -> None:
 
 
 cli.add_command(topic)
+cli.add_command(acl)
 cli.add_command(certs)
 cli.add_command(produce)
 cli.add_command(consume)

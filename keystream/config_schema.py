@@ -18,7 +18,7 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
     # --- node and listeners
     Prop("node.id", "int", 1, "The id of this node (Kafka's KRaft name; `broker.id` is accepted as an alias).",
          at_least(0), aliases=("broker.id",)),
-    Prop("listeners", "list", "PLAINTEXT://127.0.0.1:9092",
+    Prop("listeners", "list", "SSL://127.0.0.1:9092",
          "Comma-separated `NAME://host:port` endpoints to listen on; an empty host means all interfaces, port 0 an ephemeral port."),
     Prop("advertised.listeners", "list", None,
          "Endpoints given to clients in metadata; defaults to `listeners` (an empty host becomes this machine's FQDN)."),

@@ -10,14 +10,25 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from keystream.devsetup import write_dev_files
+from keystream.properties import load_properties
 from tests.fixtures.broker import api_versions_probe, free_port
-from tests.fixtures.clients import Delivery, consume_assigned, create_topic, flush, kcat_consume, producer
+from tests.fixtures.clients import (
+    Delivery,
+    consume_assigned,
+    create_topic,
+    flush,
+    kcat,
+    kcat_consume,
+    producer,
+)
 from tests.fixtures.waiting import Deadline, wait_for
 from tests.fixtures.wire import unique_name
 
@@ -264,24 +275,59 @@ def test_command_config_supplies_bootstrap_servers(shared_broker, tmp_path):
     assert topic in ok(ks("topic", "list", "--command-config", str(config))).splitlines()
 
 
+def _dev_context(data_dir: Path) -> ssl.SSLContext:
+    """What the generated client.properties describe: trust the dev CA, present the admin certificate."""
+    ctx = ssl.create_default_context(cafile=str(data_dir / "ca" / "ca.crt"))
+    ctx.load_cert_chain(str(data_dir / "certs" / "admin.crt"), str(data_dir / "certs" / "admin.key"))
+    return ctx
+
+
 @pytest.mark.keystream_only
-def test_up_starts_a_dev_broker_that_the_tools_can_use(tmp_path):
+def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
+    """`keystream up` is mTLS only; its admin config works with kcat -F and the console tools,
+    the sample user connects but gets exactly what ACLs grant, and a second `up` reuses the PKI."""
     data_dir, port = tmp_path / "dev", free_port()
     log = (tmp_path / "up.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTREAM_")}
     proc = subprocess.Popen([sys.executable, "-m", "keystream", "up", "--data-dir", str(data_dir), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
     try:
-        wait_for(lambda: proc.poll() is not None or api_versions_probe("127.0.0.1", port), 30,
-                 message="keystream up to answer ApiVersions")
-        assert proc.poll() is None, Path(log.name).read_text()
-        assert "client config" in Path(log.name).read_text()
+        wait_for(lambda: proc.poll() is not None or (
+            (data_dir / "client.properties").exists()
+            and api_versions_probe("127.0.0.1", port, ssl_context=_dev_context(data_dir))),
+            30, message="keystream up to answer ApiVersions over mTLS")
+        output = Path(log.name).read_text()
+        assert proc.poll() is None, output
+        assert "no plaintext listener" in output and "kcat -F" in output and "keystream acl add" in output
+        assert not api_versions_probe("127.0.0.1", port, timeout=2), "plaintext must not be served"
+        for key in [*(data_dir / "certs").glob("*.key"), *(data_dir / "certs").glob("*.pem"), data_dir / "ca" / "ca.key"]:
+            assert key.stat().st_mode & 0o777 == 0o600, key
+        server = load_properties(data_dir / "server.properties")
+        assert server["listeners"] == f"SSL://127.0.0.1:{port}" and server["ssl.client.auth"] == "required"
+        assert server["super.users"] == "User:CN=admin"
+        java = load_properties(data_dir / "client-java.properties")
+        assert java["ssl.keystore.type"] == "PEM" and java["ssl.truststore.type"] == "PEM"
+
         client = str(data_dir / "client.properties")
         ok(ks("topic", "create", "--topic", "test", "--command-config", client))
         ok(ks("produce", "--topic", "test", "--command-config", client, input=b"Hello Kafka\n"))
-        out = ks("consume", "--topic", "test", "--from-beginning", "--max-messages", "1", "--timeout-ms", "30000",
+        kcat("-F", client, "-P", "-t", "test", "-K", ":", input=b"k1:from kcat\n")
+        out = ks("consume", "--topic", "test", "--from-beginning", "--max-messages", "2", "--timeout-ms", "30000",
                  "--command-config", client)
-        assert ok(out) == "Hello Kafka\n"
+        assert ok(out) == "Hello Kafka\nfrom kcat\n"
+        got = kcat("-F", client, "-C", "-t", "test", "-o", "beginning", "-e", "-q", "-f", "%k=%s\n").stdout
+        assert got.decode() == "=Hello Kafka\nk1=from kcat\n"
+
+        alice = str(data_dir / "alice.properties")
+        # She connects (mTLS) but without Describe cannot even learn that the topic exists.
+        assert "test" not in ok(ks("topic", "list", "--command-config", alice)).splitlines()
+        refused = ks("produce", "--topic", "test", "--command-config", alice, input=b"not allowed\n")
+        assert refused.returncode == 1 and "TOPIC_AUTHORIZATION_FAILED" in err(refused), err(refused)
+        ok(ks("acl", "add", "--allow-principal", "User:CN=alice,O=dev", "--consumer", "--topic", "test",
+              "--group", "*", "--command-config", client))
+        got = wait_for(lambda: kcat("-F", alice, "-C", "-t", "test", "-o", "beginning", "-e", "-q", check=False).stdout,
+                       20, message="alice reads test once the ACL is in")
+        assert got.decode() == "Hello Kafka\nfrom kcat\n"
     finally:
         proc.send_signal(signal.SIGTERM)
         deadline = Deadline(30)
@@ -292,3 +338,6 @@ def test_up_starts_a_dev_broker_that_the_tools_can_use(tmp_path):
             raise
         log.close()
     assert code == 0, Path(log.name).read_text()
+    ca_before = (data_dir / "ca" / "ca.crt").read_bytes()
+    again = write_dev_files(data_dir, port=port)
+    assert again.created == () and (data_dir / "ca" / "ca.crt").read_bytes() == ca_before

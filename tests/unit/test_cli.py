@@ -1,5 +1,6 @@
 """The `keystream` command line without a broker: options, exit codes, files written, formatting."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -101,7 +102,9 @@ def test_up_writes_configs_and_runs(runner, tmp_path, fake_broker):
     server = load_config(data_dir / "server.properties", environ={})
     assert server["auto.create.topics.enable"] is False
     client, _ = build_client_config(None, data_dir / "client.properties")
-    assert client == {"bootstrap.servers": "127.0.0.1:19999", "security.protocol": "PLAINTEXT"}
+    assert client["bootstrap.servers"] == "127.0.0.1:19999" and client["security.protocol"] == "SSL"
+    for key in ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"):
+        assert Path(client[key]).is_file(), key
     # kcat -F reads the file without Java escapes, so values must be written literally
     assert "bootstrap.servers=127.0.0.1:19999" in (data_dir / "client.properties").read_text()
 

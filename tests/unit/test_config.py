@@ -175,10 +175,10 @@ def test_effective_retention_and_roll():
 
 def test_default_listeners():
     config = load()
-    expected = [Listener("PLAINTEXT", "127.0.0.1", 9092, "PLAINTEXT")]
+    expected = [Listener("SSL", "127.0.0.1", 9092, "SSL")]  # no plaintext listener unless configured
     assert config.listeners == expected
     assert config.advertised_listeners == expected
-    assert config["advertised.listeners"] == ["PLAINTEXT://127.0.0.1:9092"]
+    assert config["advertised.listeners"] == ["SSL://127.0.0.1:9092"]
     assert config.protocol_map == {p: p for p in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")}
 
 

@@ -7,6 +7,10 @@
   must use topic and group names of their own (`unique_name()`).
 - `broker_factory`: `broker_factory(**overrides)` starts a broker with extra properties, for one test.
 - `module_broker_factory`: the same, but the brokers live for the whole module.
+- `listener_broker` / `shared_listener_broker`: like `broker` / `shared_broker`, parametrized over
+  `plaintext` and `mtls` (an SSL listener requiring client certificates, `broker.tls` set). Reach
+  them with the tests.fixtures.clients helpers given the broker (`create_topic(broker, ...)`,
+  `client_conf(broker)`, `kcat_args(broker)`, `wire(broker)`...) and the same test body runs over both.
 
 When a test fails, the tail of every running broker's log is attached to its report.
 
@@ -132,3 +136,19 @@ def module_broker_factory(tmp_path_factory):
 def shared_broker(module_broker_factory) -> BrokerProcess:
     """One broker for the whole test module (use unique topic and group names)."""
     return module_broker_factory()
+
+
+# The mTLS variant needs Keystream's SSL listener (the peer broker has none).
+LISTENERS = ["plaintext", pytest.param("mtls", marks=pytest.mark.keystream_only)]
+
+
+@pytest.fixture(params=LISTENERS)
+def listener_broker(request, broker_factory) -> BrokerProcess:
+    """A fresh broker for this test, once with a PLAINTEXT and once with an mTLS listener."""
+    return broker_factory(tls=request.param == "mtls")
+
+
+@pytest.fixture(scope="module", params=LISTENERS)
+def shared_listener_broker(request, module_broker_factory) -> BrokerProcess:
+    """One broker per module and listener kind (PLAINTEXT, mTLS); use unique topic and group names."""
+    return module_broker_factory(tls=request.param == "mtls")

@@ -1,6 +1,7 @@
 """Topic administration through the real admin clients: confluent-kafka's AdminClient and
 kafka-python's KafkaAdminClient (create, describe, partitions, configs, delete), plus cluster
-description, DeleteRecords and ListOffsets through the admin API."""
+description, DeleteRecords and ListOffsets through the admin API. Each test runs over PLAINTEXT and
+over mTLS."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from kafka.admin import NewPartitions as KpNewPartitions
 from kafka.admin import NewTopic as KpNewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from tests.fixtures.clients import Delivery, admin, flush, producer
+from tests.fixtures.clients import Delivery, admin, flush, kafka_python_conf, producer
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.wire import unique_name
 
@@ -37,8 +38,8 @@ def describe_config(a, topic: str) -> dict[str, str]:
     return {k: v.value for k, v in entries.items()}
 
 
-def test_confluent_admin_topic_lifecycle(shared_broker):
-    a = admin(shared_broker.bootstrap)
+def test_confluent_admin_topic_lifecycle(shared_listener_broker):
+    a = admin(shared_listener_broker)
     name = unique_name("adm-ck")
     fs = a.create_topics([NewTopic(name, 2, 1, config={"retention.ms": "7200000", "cleanup.policy": "compact,delete"})], operation_timeout=10)
     fs[name].result(timeout=20)
@@ -97,8 +98,8 @@ def test_confluent_admin_topic_lifecycle(shared_broker):
     assert exc.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
-def test_deleted_topic_can_be_recreated_empty(shared_broker):
-    b = shared_broker.bootstrap
+def test_deleted_topic_can_be_recreated_empty(shared_listener_broker):
+    b = shared_listener_broker
     a = admin(b)
     name = unique_name("adm-recreate")
     a.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=20)
@@ -116,8 +117,8 @@ def test_deleted_topic_can_be_recreated_empty(shared_broker):
     assert fut.result(timeout=15).offset == 0, "a recreated topic starts empty"
 
 
-def test_confluent_admin_cluster_records_and_offsets(shared_broker):
-    b = shared_broker.bootstrap
+def test_confluent_admin_cluster_records_and_offsets(shared_listener_broker):
+    b = shared_listener_broker
     a = admin(b)
     cluster = a.describe_cluster().result(timeout=15)
     assert [n.id for n in cluster.nodes] == [1]
@@ -147,8 +148,8 @@ def test_confluent_admin_cluster_records_and_offsets(shared_broker):
     assert offset(OffsetSpec.earliest()) == 12
 
 
-def test_kafka_python_admin(shared_broker):
-    a = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap, request_timeout_ms=15000)
+def test_kafka_python_admin(shared_listener_broker):
+    a = KafkaAdminClient(**kafka_python_conf(shared_listener_broker), request_timeout_ms=15000)
     try:
         name = unique_name("adm-kp")
         a.create_topics([KpNewTopic(name, 2, 1, topic_configs={"retention.ms": "86400000"})])

@@ -1,6 +1,7 @@
 """Records survive crashes: kill -9 during an acks=-1 produce loop loses no acknowledged record and
 moves no offset; a torn tail of the active segment is truncated on start with every earlier
-record intact."""
+record intact. The client-driven tests (kill -9 during produce, clean restart) run over PLAINTEXT
+and over mTLS; the torn-tail tests are about the files on disk and run over PLAINTEXT only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.fixtures.clients import Delivery, Msg, consume_assigned, create_topic, producer
+from tests.fixtures.clients import Delivery, Msg, consume_assigned, create_topic, producer, wire
 from tests.fixtures.records import Record, build_batch, parse_batches
 from tests.fixtures.waiting import Deadline, wait_for
 from tests.fixtures.wire import WireClient, unique_name
@@ -16,13 +17,14 @@ from tests.fixtures.wire import WireClient, unique_name
 pytestmark = pytest.mark.keystream_only
 
 
-def test_kill9_during_acks_all_produce_loses_no_acknowledged_record(broker):
+def test_kill9_during_acks_all_produce_loses_no_acknowledged_record(listener_broker):
+    broker = listener_broker
     topic = unique_name("dur-kill9")
     partitions = 3
-    create_topic(broker.bootstrap, topic, partitions)
+    create_topic(broker, topic, partitions)
     d = Delivery()
     p = producer(
-        broker.bootstrap,
+        broker,
         **{
             "acks": "all",
             "linger.ms": 1,
@@ -60,14 +62,14 @@ def test_kill9_during_acks_all_produce_loses_no_acknowledged_record(broker):
     assert len(acked) >= 3000
 
     broker.start()
-    got = consume_assigned(broker.bootstrap, topic, partitions, len(acked), timeout=60)
+    got = consume_assigned(broker, topic, partitions, len(acked), timeout=60)
     at = {(m.partition, m.offset): m for m in got}
     missing = [m for m in acked if (m.partition, m.offset) not in at]
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:3]}"
     moved = [m for m in acked if at[(m.partition, m.offset)].value != m.value]
     assert not moved, f"{len(moved)} acknowledged records changed offset, e.g. {moved[:3]}"
     # The log is still writable at the right place after recovery.
-    with WireClient(broker.address) as c:
+    with wire(broker) as c:
         for part in range(partitions):
             end = c.list_offset(topic, part, -1).offset
             resp = c.produce(topic, part, build_batch([Record(value=b"after")]))
@@ -131,16 +133,17 @@ def test_torn_tail_is_truncated_and_earlier_records_intact(broker, damage):
     assert [b.base_offset for b in parsed][-2:] == [49 if expected_end == 50 else 50, expected_end]
 
 
-def test_records_and_topics_survive_clean_restart(broker):
+def test_records_and_topics_survive_clean_restart(listener_broker):
+    broker = listener_broker
     topic = unique_name("dur-restart")
-    create_topic(broker.bootstrap, topic, 2, {"cleanup.policy": "delete", "retention.ms": 86_400_000})
+    create_topic(broker, topic, 2, {"cleanup.policy": "delete", "retention.ms": 86_400_000})
     d = Delivery()
-    p = producer(broker.bootstrap)
+    p = producer(broker)
     for i in range(200):
         p.produce(topic, value=f"v{i}".encode(), headers=[("i", str(i).encode())], partition=i % 2, on_delivery=d)
     assert p.flush(30) == 0 and not d.errors
     broker.restart()
-    got = consume_assigned(broker.bootstrap, topic, 2, 200)
+    got = consume_assigned(broker, topic, 2, 200)
     assert sorted((m.partition, m.offset, m.value) for m in got) == sorted(
         (m.partition, m.offset, m.value) for m in d.acked
     )

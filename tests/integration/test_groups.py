@@ -1,5 +1,6 @@
 """Consumer groups with real clients: rebalancing while records flow (each record delivered once,
-with commits), resuming from committed offsets, static membership."""
+with commits), resuming from committed offsets, static membership. Each test runs over PLAINTEXT
+and over mTLS."""
 
 from __future__ import annotations
 
@@ -14,14 +15,22 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTP
 
-from tests.fixtures.clients import Delivery, create_topic, flush, producer
+from tests.fixtures.clients import (
+    Delivery,
+    aiokafka_conf,
+    client_conf,
+    create_topic,
+    flush,
+    kafka_python_conf,
+    producer,
+)
 from tests.fixtures.waiting import Deadline, wait_for
 from tests.fixtures.wire import unique_name
 
 
-def group_consumer(bootstrap: str, group: str, **conf) -> Consumer:
+def group_consumer(target, group: str, **conf) -> Consumer:
     base = {
-        "bootstrap.servers": bootstrap,
+        **client_conf(target),
         "group.id": group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
@@ -33,9 +42,9 @@ def group_consumer(bootstrap: str, group: str, **conf) -> Consumer:
     return Consumer(base)
 
 
-def produce_values(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> Delivery:
+def produce_values(target, topic: str, values: list[bytes], partitions: int) -> Delivery:
     d = Delivery()
-    p = producer(bootstrap)
+    p = producer(target)
     for i, v in enumerate(values):
         p.produce(topic, value=v, key=v, partition=i % partitions, on_delivery=d)
     flush(p)
@@ -47,9 +56,9 @@ class GroupWorker(threading.Thread):
     """A confluent-kafka group member that processes records and commits synchronously after
     every batch, recording what it saw and its rebalance callbacks."""
 
-    def __init__(self, name: str, bootstrap: str, group: str, topic: str, stop: threading.Event, **conf):
+    def __init__(self, name: str, target, group: str, topic: str, stop: threading.Event, **conf):
         super().__init__(name=name, daemon=True)
-        self.consumer = group_consumer(bootstrap, group, **conf)
+        self.consumer = group_consumer(target, group, **conf)
         self.topic = topic
         self.stop_event = stop
         self.seen: list[tuple[int, int, bytes]] = []
@@ -87,8 +96,8 @@ class GroupWorker(threading.Thread):
             c.close()
 
 
-def test_two_consumers_rebalance_while_records_flow_each_record_once(shared_broker):
-    b = shared_broker.bootstrap
+def test_two_consumers_rebalance_while_records_flow_each_record_once(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("grp-rebalance")
     group = unique_name("g-rebalance")
     partitions = 4
@@ -160,8 +169,8 @@ def stays_below(condition, seconds: float) -> bool:
     return False
 
 
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    c = group_consumer(bootstrap, group)
+def committed(target, group: str, topic: str, partitions: int) -> dict[int, int]:
+    c = group_consumer(target, group)
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in tps}
@@ -169,8 +178,8 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         c.close()
 
 
-def consume_n_and_commit(bootstrap: str, group: str, topic: str, n: int) -> list[tuple[int, int, bytes]]:
-    c = group_consumer(bootstrap, group)
+def consume_n_and_commit(target, group: str, topic: str, n: int) -> list[tuple[int, int, bytes]]:
+    c = group_consumer(target, group)
     got: list[tuple[int, int, bytes]] = []
     try:
         c.subscribe([topic])
@@ -188,30 +197,31 @@ def consume_n_and_commit(bootstrap: str, group: str, topic: str, n: int) -> list
 
 
 @pytest.mark.keystream_only
-def test_resume_from_committed_offsets_after_broker_restart(broker):
+def test_resume_from_committed_offsets_after_broker_restart(listener_broker):
+    broker = listener_broker
     topic = unique_name("grp-resume")
     group = unique_name("g-resume")
-    create_topic(broker.bootstrap, topic, 1)
+    create_topic(broker, topic, 1)
     values = [f"m{i}".encode() for i in range(100)]
-    produce_values(broker.bootstrap, topic, values, 1)
+    produce_values(broker, topic, values, 1)
 
-    first = consume_n_and_commit(broker.bootstrap, group, topic, 40)
+    first = consume_n_and_commit(broker, group, topic, 40)
     assert [v for _, _, v in first] == values[:40]
-    assert committed(broker.bootstrap, group, topic, 1) == {0: 40}
+    assert committed(broker, group, topic, 1) == {0: 40}
 
     broker.restart()  # clean SIGTERM, exit code 0, then start on the same dir and port
-    assert committed(broker.bootstrap, group, topic, 1) == {0: 40}, "committed offset lost on restart"
-    rest = consume_n_and_commit(broker.bootstrap, group, topic, 60)
+    assert committed(broker, group, topic, 1) == {0: 40}, "committed offset lost on restart"
+    rest = consume_n_and_commit(broker, group, topic, 60)
     assert [v for _, _, v in rest] == values[40:]
     assert rest[0][1] == 40
 
     broker.kill9()
     broker.start()
-    assert committed(broker.bootstrap, group, topic, 1) == {0: 100}, "committed offset lost on kill -9"
+    assert committed(broker, group, topic, 1) == {0: 100}, "committed offset lost on kill -9"
 
 
-def test_kafka_python_group_commits_and_resumes(shared_broker):
-    b = shared_broker.bootstrap
+def test_kafka_python_group_commits_and_resumes(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("grp-kp")
     group = unique_name("g-kp")
     create_topic(b, topic, 2)
@@ -221,7 +231,7 @@ def test_kafka_python_group_commits_and_resumes(shared_broker):
     def run(limit: int) -> list[bytes]:
         c = KafkaConsumer(
             topic,
-            bootstrap_servers=b,
+            **kafka_python_conf(b),
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -243,7 +253,7 @@ def test_kafka_python_group_commits_and_resumes(shared_broker):
     first = run(20)
     second = run(30)
     assert sorted(first + second) == sorted(values), "each record once across the two sessions"
-    c = KafkaConsumer(bootstrap_servers=b, group_id=group, enable_auto_commit=False)
+    c = KafkaConsumer(**kafka_python_conf(b), group_id=group, enable_auto_commit=False)
     try:
         offsets = {p: c.committed(KpTP(topic, p)) for p in range(2)}
     finally:
@@ -251,8 +261,8 @@ def test_kafka_python_group_commits_and_resumes(shared_broker):
     assert offsets == {0: 25, 1: 25}
 
 
-def test_aiokafka_group_commits_and_resumes(shared_broker):
-    b = shared_broker.bootstrap
+def test_aiokafka_group_commits_and_resumes(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("grp-aio")
     group = unique_name("g-aio")
     create_topic(b, topic, 2)
@@ -262,7 +272,7 @@ def test_aiokafka_group_commits_and_resumes(shared_broker):
     async def run(limit: int) -> list[bytes]:
         c = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=b,
+            **aiokafka_conf(b),
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -291,10 +301,10 @@ def test_aiokafka_group_commits_and_resumes(shared_broker):
     assert offsets == {0: 25, 1: 25}
 
 
-def test_static_member_rejoins_without_rebalance(shared_broker):
+def test_static_member_rejoins_without_rebalance(shared_listener_broker):
     """A static member (group.instance.id) that restarts within the session timeout gets its old
     assignment back and the other member is not rebalanced."""
-    b = shared_broker.bootstrap
+    b = shared_listener_broker
     topic = unique_name("grp-static")
     group = unique_name("g-static")
     create_topic(b, topic, 4)

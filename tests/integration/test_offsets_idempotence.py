@@ -1,5 +1,6 @@
 """Acknowledged records are visible at once (ListOffsets latest, Fetch high watermark); the
-idempotent producer delivers each record exactly once, and its state survives a restart."""
+idempotent producer delivers each record exactly once, and its state survives a restart. Each test
+runs over PLAINTEXT and over mTLS."""
 
 from __future__ import annotations
 
@@ -11,18 +12,28 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTP
 
 from keystream.broker.protocol.messages.init_producer_id_request import InitProducerIdRequest
-from tests.fixtures.clients import Delivery, consume_assigned, create_topic, flush, producer
+from tests.fixtures.clients import (
+    Delivery,
+    aiokafka_conf,
+    client_conf,
+    consume_assigned,
+    create_topic,
+    flush,
+    kafka_python_conf,
+    producer,
+    wire,
+)
 from tests.fixtures.records import Record, build_batch, parse_records
 from tests.fixtures.wire import WireClient, unique_name
 
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 
 
-def test_acknowledged_produce_is_visible_at_once_wire(shared_broker):
+def test_acknowledged_produce_is_visible_at_once_wire(shared_listener_broker):
     """Over two connections: after each acks=-1 (and acks=1) produce, ListOffsets(latest) and a
     Fetch's high watermark on the other connection already include it."""
     topic = unique_name("vis-wire")
-    with WireClient(shared_broker.address) as prod, WireClient(shared_broker.address) as obs:
+    with wire(shared_listener_broker) as prod, wire(shared_listener_broker) as obs:
         prod.create_topic(topic, 2)
         expected = {0: 0, 1: 0}
         for i in range(60):
@@ -38,16 +49,16 @@ def test_acknowledged_produce_is_visible_at_once_wire(shared_broker):
             assert [r.value for r in parse_records(f.records)] == [f"{i}-{j}".encode() for j in range(n)]
 
 
-def test_acknowledged_produce_is_visible_at_once_clients(shared_broker):
-    b = shared_broker.bootstrap
+def test_acknowledged_produce_is_visible_at_once_clients(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("vis-clients")
     create_topic(b, topic, 1)
     from confluent_kafka import Consumer, TopicPartition
 
     p = producer(b, **{"linger.ms": 0})
-    watcher = Consumer({"bootstrap.servers": b, "group.id": "vis", "enable.auto.commit": False})
-    kp_producer = KafkaProducer(bootstrap_servers=b, acks="all", linger_ms=0)
-    kp_consumer = KafkaConsumer(bootstrap_servers=b, group_id=None, enable_auto_commit=False)
+    watcher = Consumer({**client_conf(b), "group.id": "vis", "enable.auto.commit": False})
+    kp_producer = KafkaProducer(**kafka_python_conf(b), acks="all", linger_ms=0)
+    kp_consumer = KafkaConsumer(**kafka_python_conf(b), group_id=None, enable_auto_commit=False)
     try:
         for i in range(20):
             d = Delivery()
@@ -64,8 +75,8 @@ def test_acknowledged_produce_is_visible_at_once_clients(shared_broker):
         kp_consumer.close()
 
 
-def test_confluent_idempotent_producer_exactly_once(shared_broker):
-    b = shared_broker.bootstrap
+def test_confluent_idempotent_producer_exactly_once(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("idem-ck")
     create_topic(b, topic, 3)
     d = Delivery()
@@ -83,11 +94,11 @@ def test_confluent_idempotent_producer_exactly_once(shared_broker):
         assert mine == sorted(mine), f"partition {part} keeps the produce order"
 
 
-def test_kafka_python_and_aiokafka_idempotent_producers(shared_broker):
-    b = shared_broker.bootstrap
+def test_kafka_python_and_aiokafka_idempotent_producers(shared_listener_broker):
+    b = shared_listener_broker
     topic = unique_name("idem-py")
     create_topic(b, topic, 2)
-    kp = KafkaProducer(bootstrap_servers=b, enable_idempotence=True, acks="all", linger_ms=5)
+    kp = KafkaProducer(**kafka_python_conf(b), enable_idempotence=True, acks="all", linger_ms=5)
     try:
         futures = [kp.send(topic, value=f"kp{i}".encode(), partition=i % 2) for i in range(500)]
         kp.flush(30)
@@ -97,7 +108,7 @@ def test_kafka_python_and_aiokafka_idempotent_producers(shared_broker):
         kp.close(timeout=10)
 
     async def aio():
-        p = AIOKafkaProducer(bootstrap_servers=b, enable_idempotence=True, acks="all", linger_ms=5)
+        p = AIOKafkaProducer(**aiokafka_conf(b), enable_idempotence=True, acks="all", linger_ms=5)
         await p.start()
         try:
             futs = [await p.send(topic, value=f"aio{i}".encode(), partition=i % 2) for i in range(500)]
@@ -127,11 +138,11 @@ def _idem_batch(pid: int, epoch: int, seq: int, n: int, tag: str) -> bytes:
     )
 
 
-def test_idempotent_sequence_checks_on_the_wire(shared_broker):
+def test_idempotent_sequence_checks_on_the_wire(shared_listener_broker):
     """A retried batch is answered with its original offset and stored once; a sequence gap is
     OUT_OF_ORDER_SEQUENCE_NUMBER."""
     topic = unique_name("idem-wire")
-    with WireClient(shared_broker.address) as c:
+    with wire(shared_listener_broker) as c:
         c.create_topic(topic, 1)
         pid, epoch = _init_producer(c)
         r0 = c.produce(topic, 0, _idem_batch(pid, epoch, 0, 3, "a"))
@@ -147,16 +158,17 @@ def test_idempotent_sequence_checks_on_the_wire(shared_broker):
 
 
 @pytest.mark.keystream_only
-def test_idempotent_producer_state_survives_kill9(broker):
+def test_idempotent_producer_state_survives_kill9(listener_broker):
+    broker = listener_broker
     topic = unique_name("idem-restart")
-    with WireClient(broker.address) as c:
+    with wire(broker) as c:
         c.create_topic(topic, 1)
         pid, epoch = _init_producer(c)
         for seq in range(0, 10, 2):
             assert c.produce(topic, 0, _idem_batch(pid, epoch, seq, 2, "s")).error_code == 0
     broker.kill9()
     broker.start()
-    with WireClient(broker.address) as c:
+    with wire(broker) as c:
         dup = c.produce(topic, 0, _idem_batch(pid, epoch, 8, 2, "s"))
         assert (dup.error_code, dup.base_offset) == (0, 8), "duplicate detection after restart"
         gap = c.produce(topic, 0, _idem_batch(pid, epoch, 12, 1, "s"))

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from keystream.auth.acl import Authorizer
+from keystream.broker.group_commit import GroupCommits
 from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
 from keystream.broker.metadata_log import MetadataLog
@@ -50,6 +51,7 @@ class Broker:
         self.producer_ids = ProducerIdManager(Path(log_dirs[0]))
         self.metadata = MetadataLog(self.logs)  # ACLs now; SCRAM users and tenants later
         self.authorizer = Authorizer(config, self.metadata)
+        self.group_commits = GroupCommits()
         self._waiters: dict[tuple[str, int], set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -109,10 +111,9 @@ class Broker:
     async def _flush_periodically(self) -> None:
         """Applies log.flush.interval.ms: partitions whose flush is due are fsynced off the loop."""
         interval = self.config["log.flush.scheduler.interval.ms"] / 1000
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(interval, 1.0))
             for topic in list(self.logs.topics.values()):
                 for plog in topic.partitions:
                     if plog.flush_due():
-                        await loop.run_in_executor(None, plog.flush)
+                        await self.group_commits.flush(plog)

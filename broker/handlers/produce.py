@@ -102,8 +102,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     if req.acks == -1:
         due = [p for p in appended if p.flush_due()]
         if due:
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(None, p.flush) for p in due))
+            await asyncio.gather(*(broker.group_commits.flush(p) for p in due))
     if req.acks == 0:
         return None
     return ProduceResponse(responses=responses, throttle_time_ms=0)

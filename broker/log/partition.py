@@ -75,6 +75,7 @@ class PartitionLog(RetentionMixin, LookupMixin):
         self._closed = False
         self._segments: list[Segment] = []
         self.unflushed_messages = 0
+        self.flushes = 0  # fsync rounds, for group-commit figures
         self.last_flush_ms = now if now is not None else wall_ms()
         self.cleaner_offset = 0
         self.tombstone_horizon_ms: int | None = None
@@ -351,6 +352,7 @@ class PartitionLog(RetentionMixin, LookupMixin):
             for fd in fds:
                 os.close(fd)
         with self._lock:
+            self.flushes += 1
             self.recovery_point = max(self.recovery_point, target)
             self.unflushed_messages = max(0, self.unflushed_messages - pending)
             self.last_flush_ms = wall_ms()

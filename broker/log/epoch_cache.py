@@ -24,9 +24,20 @@ class LeaderEpochCache:
         for row in rows:
             if len(row) == 2 and all(x.lstrip("-").isdigit() for x in row):
                 self.entries.append((int(row[0]), int(row[1])))
+        self._persisted = list(self.entries)
 
     def _save(self) -> None:
-        write_text_checkpoint(self.path, self.entries, durable=False)
+        """Writes the file only when the entries changed (start-up reconciles thousands of logs)."""
+        if self.entries != self._persisted:
+            write_text_checkpoint(self.path, self.entries, durable=False)
+            self._persisted = list(self.entries)
+
+    def reconcile(self, log_start_offset: int, log_end_offset: int, epoch: int) -> None:
+        """After loading a log: fit the entries to its offsets and current epoch, saving at most once."""
+        self._truncate_from_end(log_end_offset)
+        self._truncate_from_start(log_start_offset)
+        self._assign(epoch, log_end_offset)
+        self._save()
 
     @property
     def latest_epoch(self) -> int:
@@ -34,12 +45,15 @@ class LeaderEpochCache:
 
     def assign(self, epoch: int, start_offset: int) -> None:
         """Record that `epoch` starts at `start_offset` (ignored unless it is a newer epoch)."""
+        self._assign(epoch, start_offset)
+        self._save()
+
+    def _assign(self, epoch: int, start_offset: int) -> None:
         if epoch < 0 or (self.entries and epoch <= self.entries[-1][0]):
             return
         while self.entries and self.entries[-1][1] > start_offset:
             self.entries.pop()
         self.entries.append((epoch, start_offset))
-        self._save()
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         """Kafka's semantics: (largest epoch <= requested, start offset of the next epoch or the log end)."""
@@ -58,13 +72,18 @@ class LeaderEpochCache:
 
     def truncate_from_end(self, end_offset: int) -> None:
         """After the log was cut back to `end_offset`: drop epochs that start at or after it."""
-        keep = [e for e in self.entries if e[1] < end_offset]
-        if keep != self.entries:
-            self.entries = keep
-            self._save()
+        self._truncate_from_end(end_offset)
+        self._save()
+
+    def _truncate_from_end(self, end_offset: int) -> None:
+        self.entries = [e for e in self.entries if e[1] < end_offset]
 
     def truncate_from_start(self, start_offset: int) -> None:
         """After the log start moved: epochs wholly before it go, the one spanning it starts there."""
+        self._truncate_from_start(start_offset)
+        self._save()
+
+    def _truncate_from_start(self, start_offset: int) -> None:
         below = [e for e in self.entries if e[1] < start_offset]
         if not below:
             return
@@ -72,4 +91,3 @@ class LeaderEpochCache:
         if not rest or rest[0][1] > start_offset:
             rest.insert(0, (below[-1][0], start_offset))
         self.entries = rest
-        self._save()

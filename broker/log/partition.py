@@ -79,6 +79,7 @@ class PartitionLog(RetentionMixin, LookupMixin):
         self.last_flush_ms = now if now is not None else wall_ms()
         self.cleaner_offset = 0
         self.tombstone_horizon_ms: int | None = None
+        self._checkpointed: dict | None = None  # what the last write_checkpoint put on disk
         if not os.path.isdir(directory):
             os.makedirs(directory)
             fsync_dir(os.path.dirname(os.path.abspath(directory)))
@@ -117,9 +118,7 @@ class PartitionLog(RetentionMixin, LookupMixin):
         self.recovery_point = self.log_end_offset if clean else min(int(cp.get("recovery_point", 0)),
                                                                     self.log_end_offset)
         self.cleaner_offset = min(int(cp.get("cleaner_offset", 0)), self.log_end_offset)
-        self.epochs.truncate_from_end(self.log_end_offset)
-        self.epochs.truncate_from_start(self.log_start_offset)
-        self.epochs.assign(self.leader_epoch, self.log_end_offset)
+        self.epochs.reconcile(self.log_start_offset, self.log_end_offset, self.leader_epoch)
         self._load_producer_state(clean)
         self.write_checkpoint(clean=False, durable=False)
 
@@ -161,12 +160,21 @@ class PartitionLog(RetentionMixin, LookupMixin):
 
     def write_checkpoint(self, *, clean: bool, durable: bool = True) -> None:
         """Persist log start, recovery point and cleaner position; `clean` only once everything is synced."""
+        state = self._checkpoint_state(clean)
+        write_json(os.path.join(self.dir, CHECKPOINT_FILE), state, durable=durable)
+        self._checkpointed = state
+
+    def checkpoint_stale(self) -> bool:
+        """True unless the last checkpoint written (unclean) still describes the log exactly."""
+        return self._checkpointed != self._checkpoint_state(False)
+
+    def _checkpoint_state(self, clean: bool) -> dict:
         active = self._segments[-1]
-        write_json(os.path.join(self.dir, CHECKPOINT_FILE), {
+        return {
             "version": 1, "clean": clean, "log_start_offset": self.log_start_offset,
             "recovery_point": self.recovery_point, "cleaner_offset": self.cleaner_offset,
             "log_end_offset": self.log_end_offset, "active_base": active.base_offset, "active_size": active.size,
-        }, durable=durable)
+        }
 
     # ------------------------------------------------------------------ helpers
 

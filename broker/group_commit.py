@@ -23,14 +23,11 @@ class GroupCommit:
         """Returns once every record before `offset` is on disk (recovery point ≥ offset)."""
         loop = asyncio.get_running_loop()
         while self.plog.recovery_point < offset and not self.plog.closed:
-            if self._running is None:
+            # A finished fsync did not cover this append (it started before it): start the next one.
+            # (A done future may still be `_running` here, and awaiting it would not yield.)
+            if self._running is None or self._running.done():
                 self._running = loop.run_in_executor(None, self.plog.flush)
-                self._running.add_done_callback(self._done)
             await asyncio.shield(self._running)
-
-    def _done(self, fut: asyncio.Future) -> None:
-        if self._running is fut:
-            self._running = None
 
 
 class GroupCommits:

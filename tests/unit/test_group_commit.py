@@ -47,3 +47,26 @@ def test_a_flush_after_the_last_append_is_a_no_op(tmp_path):
         assert plog.flushes == rounds
     finally:
         plog.close()
+
+
+def test_a_finished_flush_that_did_not_cover_an_append_is_followed_by_another(tmp_path):
+    """The fsync that was running when a producer appended has completed, but not covered it."""
+    plog = PartitionLog(str(tmp_path / "t-0"), "t", 0, build_log_config({}, {"flush.messages": "1"}))
+    commits = GroupCommits()
+
+    async def run() -> None:
+        _append(plog, b"a")
+        await commits.flush(plog)
+        # The race: an fsync has finished, but its future is still the recorded one when the next
+        # producer appends (its done-callbacks have not run yet).
+        finished = asyncio.get_running_loop().create_future()
+        finished.set_result(None)
+        commits._by_log[plog]._running = finished
+        _append(plog, b"b")
+        await asyncio.wait_for(commits.flush(plog), 10)
+
+    try:
+        asyncio.run(run())
+        assert plog.recovery_point == plog.log_end_offset == 2
+    finally:
+        plog.close()

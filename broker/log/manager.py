@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -236,11 +237,18 @@ class LogManager:
     def _all_partitions(self) -> list[PartitionLog]:
         return [p for t in list(self.topics.values()) for p in list(t.partitions)]
 
-    def run_maintenance(self, now_ms: int | None = None) -> dict[str, int]:
-        """Retention, compaction, producer-id expiry and checkpoints for every partition (synchronous)."""
+    def run_maintenance(self, now_ms: int | None = None, stop: threading.Event | None = None) -> dict[str, int]:
+        """Retention, compaction, producer-id expiry and checkpoints for every partition (synchronous).
+
+        Safe in a worker thread (the broker runs it in one, so its disk work never stalls the event
+        loop): everything that touches a partition's state does so under the partition's lock, and the
+        cleaner reads and rewrites segments outside it. `stop`, once set, ends the pass early.
+        """
         now = now_ms if now_ms is not None else _now_ms()
         stats = {"retention_bytes_deleted": 0, "segments_compacted": 0, "errors": 0}
         for p in self._all_partitions():
+            if stop is not None and stop.is_set():
+                break
             if p.closed:
                 continue
             try:
@@ -251,9 +259,11 @@ class LogManager:
                         stats["segments_compacted"] += result.segments_rewritten
                 p.expire_producers(now)
                 with p._lock:
-                    if not p.closed:
+                    if not p.closed and p.checkpoint_stale():  # an idle partition's file is already right
                         p.write_checkpoint(clean=False, durable=False)
             except Exception:  # one bad partition must not stop maintenance of the others
+                if p.closed:  # deleted (or the broker stopping) while this pass was working on it
+                    continue
                 stats["errors"] += 1
                 log.exception("maintenance failed for %s-%d", p.topic, p.partition)
         return stats

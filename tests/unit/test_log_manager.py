@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -163,6 +164,26 @@ def test_alter_configs_persist(tmp_path):
     assert entries["retention.ms"].source == ConfigSource.DEFAULT_CONFIG
     assert m.partition("c", 0).config.compact
     m.close()
+
+
+def test_run_maintenance_rewrites_only_changed_checkpoints_and_stops_when_told(manager):
+    topic = manager.create_topic("idle", 3, {})
+    manager.run_maintenance(T0)
+    paths = [os.path.join(p.dir, "recovery-checkpoint") for p in topic.partitions]
+    for path in paths:
+        os.utime(path, ns=(1, 1))
+    produce(topic.partitions[1], ("k", "v"))
+    manager.run_maintenance(T0)
+    # Only the partition that changed gets a new checkpoint (maintenance runs in a worker thread every
+    # 15 s; rewriting 50 idle __consumer_offsets checkpoints each pass cost 40-100 ms of disk work).
+    assert [os.stat(path).st_mtime_ns == 1 for path in paths] == [True, False, True]
+    with open(paths[1]) as f:
+        assert json.load(f)["log_end_offset"] == 1
+    stop = threading.Event()
+    stop.set()
+    produce(topic.partitions[0], ("k", "v"))
+    manager.run_maintenance(T0, stop=stop)
+    assert os.stat(paths[0]).st_mtime_ns == 1
 
 
 def test_run_maintenance_retention_and_compaction(manager):

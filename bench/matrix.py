@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import consume, join, latency, produce, topics
+from bench import consume, durable, join, latency, produce, topics
 from bench.brokers import Broker, BrokerError
-from bench.session import Session, guarded
+from bench.session import DURABLE, Session, guarded
 
 
 def records_for(args: argparse.Namespace, size: int) -> int:
@@ -125,6 +125,46 @@ def join_cell(s: Session, repeat: int, delay_ms: int) -> None:
             topics.delete(broker, topic)
 
 
+def durable_cell(s: Session, repeat: int) -> None:
+    """Keystream only (tansu keeps everything in memory): 1/4/16 acks=-1 producers, fsync per request."""
+    a = s.args
+    broker = s.durable_broker()
+    info = s.info[DURABLE]
+    if broker.proc is not None and "flush_stat" not in info:
+        stat = durable.flush_stat_path(broker.workdir)
+        info["flush_stat"] = str(stat) if stat else None
+        info["device_flushes_per_fsync"] = durable.calibrate(stat, broker.workdir)
+    stat = durable.flush_stat_path(broker.workdir) if info.get("flush_stat") else None
+    if broker.proc is not None:
+        info.setdefault("idle_device_flushes_per_s", []).append(
+            durable.idle_flush_rate(stat, 0.5 if a.quick else 1.0))
+    stuck = info.get("unresponsive", "")  # the broker stopped answering: later cells fail at once
+    for parts in a.durable_partitions:
+        for n in a.durable_producers:
+            label = f"{n} producer{'s' if n > 1 else ''} p={parts}"
+            params = {"producers": n, "partitions": parts, "size": 100, "acks": -1, "linger_ms": 0,
+                      "window": a.durable_window, "records": a.durable_records, "seconds": a.durable_seconds,
+                      "log.flush.interval.messages": 1}
+            topic = topics.unique_name("durable")
+
+            def go(topic=topic, n=n, parts=parts) -> dict:
+                topics.create(broker, topic, parts)
+                return durable.run(broker, topic, n, parts, a.durable_records, a.durable_seconds,
+                                   a.durable_window, 100, stat)
+
+            sample = {"complete": False, "first_error": stuck} if stuck else guarded(broker, go)
+            s.record(f"durable {label}", "durable", label, params, DURABLE, sample)
+            if stuck or not broker.alive():
+                continue
+            try:
+                broker.admin().list_topics(timeout=5)
+            except Exception as exc:
+                stuck = info["unresponsive"] = (f"not run: {DURABLE} stopped answering during '{label}' "
+                                                f"(metadata request: {type(exc).__name__}: {exc})")
+                continue
+            topics.delete(broker, topic)
+
+
 def measure(s: Session) -> None:
     a = s.args
     for repeat in range(a.repeats):
@@ -139,3 +179,5 @@ def measure(s: Session) -> None:
         if "join" in a.only:
             for delay in a.join_delays:
                 join_cell(s, repeat, delay)
+        if "durable" in a.only and "keystream" in a.brokers:
+            durable_cell(s, repeat)

@@ -25,6 +25,9 @@ METRICS = {
     "ack_p50_ms": lambda s: s.get("ack_p50_ms"),
     "ack_p99_ms": lambda s: s.get("ack_p99_ms"),
     "join_ms": lambda s: s.get("join_ms"),
+    "device_flushes_per_s": lambda s: s["device_flushes"] / s["seconds"]
+    if s.get("device_flushes") is not None and s["seconds"] else None,
+    "records_per_device_flush": lambda s: s["records"] / s["device_flushes"] if s.get("device_flushes") else None,
 }
 LOW_CPU_S = 0.5  # on the tick clock, below this a 10 ms tick is more than 2% of the CPU figure
 
@@ -58,6 +61,52 @@ def summarize_tls(row: dict) -> None:
     tls, plain = row["summary"][TLS], row["summary"].get(PLAIN, {})
     row["tls_ratio"] = {m: tls[m]["median"] / plain[m]["median"] for m in METRICS
                         if tls[m] and plain.get(m) and plain[m]["median"]}
+
+
+DURABLE = "keystream-durable"
+DURABLE_TANSU_NOTE = "tansu: no durable mode (0.6.0 keeps everything in memory), so this phase is Keystream only"
+
+
+def summarize_durable(row: dict) -> None:
+    """Medians of the log.flush.interval.messages=1 Keystream (it has no peer to be a ratio of)."""
+    if DURABLE in row["samples"]:
+        good = [s for s in row["samples"][DURABLE] if s.get("complete")]
+        row["summary"][DURABLE] = {m: summarize([f(s) for s in good]) for m, f in METRICS.items()}
+
+
+def _durable_lines(rows: list[dict], info: dict, with_tansu: bool) -> list[str]:
+    """The durable table, then throughput(max producers) / throughput(1 producer) per partition count."""
+    if not rows:
+        return []
+    metrics = [("rec/s", "records_per_s"), ("rec/CPU-s", "records_per_cpu_s"),
+               ("disk flush/s", "device_flushes_per_s"), ("rec/flush", "records_per_device_flush")]
+    out = _table("DURABLE (keystream, log.flush.interval.messages=1; 100 B, acks=-1, linger.ms=0, "
+                 f"{rows[0]['params']['window']} unacked record(s) per producer)", rows, [DURABLE], metrics,
+                 "records_per_s", short=["K"], note=("T", "no durable mode") if with_tansu else None)
+    scaling = []
+    for parts in sorted({r["params"]["partitions"] for r in rows}):
+        by_n = {r["params"]["producers"]: r["summary"].get(DURABLE, {}).get("records_per_s")
+                for r in rows if r["params"]["partitions"] == parts}
+        top = max(by_n)
+        if 1 in by_n and top > 1 and by_n[1] and by_n[top]:
+            scaling.append(f"p={parts}: {by_n[top]['median'] / by_n[1]['median']:.2f}x")
+    if scaling:
+        top = max(r["params"]["producers"] for r in rows)
+        out.append(f"throughput({top} producers) / throughput(1 producer): " + ", ".join(scaling) + " (target >= 5x)")
+    d = info.get(DURABLE, {})
+    idle = [v for v in d.get("idle_device_flushes_per_s", []) if v is not None]
+    if d.get("flush_stat"):
+        calib = d.get("device_flushes_per_fsync")
+        calib_text = f"{calib:.2f}" if calib is not None else "?"
+        idle_text = ", ".join(f"{v:.1f}" for v in idle) or "-"
+        out.append(f"disk flush/s = flush requests completed by the data dir's disk ({d['flush_stat']}, field 16), "
+                   f"machine-wide: idle background {idle_text}/s (one figure per repeat); one append+fsync of a "
+                   f"scratch file there = {calib_text} disk flushes, so fsyncs/s ~ disk flush/s / {calib_text}")
+    else:
+        out.append("disk flush/s: not available (the data dir is not on a block device with a flush counter)")
+    if with_tansu:
+        out.append(DURABLE_TANSU_NOTE)
+    return [*out, ""]
 
 
 def failures(row: dict, broker: str) -> list[str]:
@@ -166,7 +215,7 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
     out = [f"{names}; ratio = {brokers[0]} / {brokers[1]}" if len(brokers) > 1 else names,
            "medians of complete repeats; spr = (max-min)/median of records/s; client = client CPU / wall "
            "(100% = one core: client-bound); ~ = CPU from the 10 ms tick clock and under 0.5 s", ""]
-    by_phase = {p: [r for r in rows if r["phase"] == p] for p in ("produce", "consume", "latency", "join")}
+    by_phase = {p: [r for r in rows if r["phase"] == p] for p in ("produce", "consume", "latency", "join", "durable")}
     throughput = [("rec/s", "records_per_s"), ("MB/s", "mb_per_s"), ("rec/CPU-s", "records_per_cpu_s")]
     for phase in ("produce", "consume"):
         if by_phase[phase]:
@@ -178,6 +227,7 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
                        ("ack p50", "ack_p50_ms"), ("ack p99", "ack_p99_ms")], None)
     if by_phase["join"]:
         out += _table("GROUP JOIN (ms)", by_phase["join"], brokers, [("join", "join_ms")], None)
+    out += _durable_lines(by_phase["durable"], broker_info, "tansu" in brokers)
     out.append("broker peak RSS: " + ", ".join(
         f"{b} {info['peak_rss_mib']:.0f} MiB" if info.get("peak_rss_mib") else f"{b} n/a"
         for b, info in broker_info.items()))
@@ -185,7 +235,7 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
     for b, info in broker_info.items():
         if info.get("start_error"):
             out += ["", f"{b} DID NOT START:", *(f"    {t}" for t in info["start_error"].splitlines())]
-    out += _failure_lines(rows, [*brokers, *([TLS] if TLS in broker_info else [])])
+    out += _failure_lines(rows, [*brokers, *(b for b in (TLS, DURABLE) if b in broker_info)])
     return "\n".join(out)
 
 

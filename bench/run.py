@@ -21,7 +21,7 @@ from bench import report
 from bench.matrix import measure
 from bench.session import Session
 
-PHASES = ("produce", "consume", "latency", "join")
+PHASES = ("produce", "consume", "latency", "join", "durable")
 RESULTS = Path(__file__).resolve().parent / "results"
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
@@ -51,6 +51,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-seconds", type=float, help="latency phase: measured seconds (default 10, quick 3)")
     p.add_argument("--join-delays", type=_csv(int), help="Keystream group.initial.rebalance.delay.ms values for "
                    "the join phase (default 0,3000; quick 0)")
+    p.add_argument("--durable-producers", type=_csv(int), default=[1, 4, 16],
+                   help="durable phase: concurrent producers per cell")
+    p.add_argument("--durable-partitions", type=_csv(int), default=[1, 6], help="durable phase: partitions")
+    p.add_argument("--durable-seconds", type=float, help="durable phase: time bound per cell (default 10, quick 2)")
+    p.add_argument("--durable-records", type=int, help="durable phase: record bound per cell, all producers "
+                   "together (default 1000000, quick 20000)")
+    p.add_argument("--durable-window", type=int, default=1,
+                   help="durable phase: unacknowledged records per producer (1 = wait for each ack)")
     p.add_argument("--phase-timeout", type=float, default=120.0, help="bound on any single run, seconds")
     p.add_argument("--keystream-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra server.properties line for Keystream (repeatable)")
@@ -72,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.repeats = args.repeats or (1 if quick else 3)
     args.latency_seconds = args.latency_seconds or (3.0 if quick else 10.0)
     args.warmup_seconds = 0.5 if quick else 1.0
+    args.durable_seconds = args.durable_seconds or (2.0 if quick else 10.0)
+    args.durable_records = args.durable_records or (20_000 if quick else 1_000_000)
     args.join_delays = args.join_delays if args.join_delays is not None else ([0] if quick else [0, 3000])
     return args
 
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         report.summarize_row(row, args.brokers)
         report.summarize_tls(row)
+        report.summarize_durable(row)
     print()
     print(report.render(rows, args.brokers, session.info))
     out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"

@@ -14,6 +14,7 @@ from bench import produce, topics
 from bench.brokers import Broker, BrokerError
 
 TLS = "keystream-tls"  # the mTLS Keystream of `--tls`; compared with the plaintext "keystream"
+DURABLE = "keystream-durable"  # the log.flush.interval.messages=1 Keystream of the durable phase
 
 
 class Session:
@@ -25,6 +26,7 @@ class Session:
         self.rows: dict[str, dict] = {}
         self.brokers: dict[str, Broker] = {}
         self.extra: dict[int, Broker] = {}  # Keystream per join delay other than the base one
+        self.durable: Broker | None = None  # Keystream with log.flush.interval.messages=1 (durable phase)
         self.info: dict[str, dict] = {}
         self.codecs: dict[tuple[str, str, int], str] = {}
 
@@ -76,8 +78,26 @@ class Session:
                 raise
         return self.extra[delay_ms]
 
+    def durable_broker(self) -> Broker:
+        """Keystream that fsyncs before answering every acks=-1 produce, started on first use."""
+        if self.durable is None:
+            props = {**dict(self.args.keystream_prop), "log.flush.interval.messages": "1"}
+            broker = launch.keystream(self.workdir, self.base_delay, props, dict(self.args.keystream_client_prop),
+                                      name=DURABLE)
+            self.durable = broker
+            self.info[DURABLE] = {"version": launch.version_of("keystream"), "argv": broker.argv,
+                                  "port": broker.port, "props": props}
+            try:
+                broker.start()
+                print(f"started {DURABLE} pid {broker.pid} on {broker.bootstrap}", flush=True)
+            except BrokerError as exc:
+                self.info[DURABLE].update(start_error=str(exc), exit_code=broker.stop())
+                broker.proc = None
+        return self.durable
+
     def stop(self) -> None:
-        for name, broker in [*self.brokers.items(), *((b.name, b) for b in self.extra.values())]:
+        extra = [*self.extra.values(), *([self.durable] if self.durable else [])]
+        for name, broker in [*self.brokers.items(), *((b.name, b) for b in extra)]:
             if broker.proc is not None:  # None: never started, or already stopped after a failed start
                 peak = broker.peak_rss_mib() if broker.alive() else None
                 code = broker.stop()
@@ -118,7 +138,9 @@ def _brief(sample: dict) -> str:
     if sample.get("e2e_p50_ms") is not None:
         return f"e2e p50 {sample['e2e_p50_ms']:.1f} ms p99 {sample['e2e_p99_ms']:.1f} ms"
     if sample.get("seconds"):
-        return f"{sample['records'] / sample['seconds']:,.0f} rec/s cpu {sample['broker_cpu_s']:.2f}s"
+        flushes = sample.get("device_flushes")
+        tail = f" disk flushes {flushes / sample['seconds']:,.0f}/s" if flushes is not None else ""
+        return f"{sample['records'] / sample['seconds']:,.0f} rec/s cpu {sample['broker_cpu_s']:.2f}s{tail}"
     return ""
 
 

@@ -343,6 +343,7 @@ def test_clean_reopen_reads_only_the_tail(harness, monkeypatch):
 
 
 def test_unclean_start_checks_only_from_the_recovery_point(harness, monkeypatch):
+    monkeypatch.setattr("keystream.broker.log.partition.CHECKPOINT_INTERVAL_MS", 0)  # every flush checkpoints
     log = harness.open(segment_bytes=300)
     for i in range(9):
         produce(log, [f"v{i}" * 10])

@@ -91,7 +91,7 @@ class MetadataLog:
         offset = plog.log_start_offset
         while offset < plog.log_end_offset:
             start = offset
-            for batch in _batches(plog.read(offset, READ_CHUNK).chunks):
+            for batch in records.split_batches(plog.read(offset, READ_CHUNK).chunks):
                 h = records.parse_header(batch, 0)
                 offset = max(offset, h.next_offset)
                 if h.is_control:
@@ -101,16 +101,3 @@ class MetadataLog:
                         yield rec.key, rec.value
             if offset == start:  # nothing readable up to the log end (e.g. compacted away)
                 break
-
-
-def _batches(chunks: list) -> Iterator[memoryview]:
-    """Splits read chunks (whole batches back to back) into one view per batch."""
-    for chunk in chunks:
-        view = memoryview(chunk)
-        pos = 0
-        while pos + records.HEADER_SIZE <= len(view):
-            size = records.parse_header(view, pos).size
-            if pos + size > len(view):
-                break
-            yield view[pos:pos + size]
-            pos += size

@@ -123,6 +123,19 @@ def parse_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHead
     return BatchHeader(*HEADER.unpack_from(buf, pos), pos)
 
 
+def split_batches(chunks) -> Iterator[memoryview]:
+    """One view per batch of `PartitionLog.read` chunks (whole batches back to back)."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        pos = 0
+        while pos + HEADER_SIZE <= len(view):
+            size = parse_header(view, pos).size
+            if pos + size > len(view):
+                break
+            yield view[pos:pos + size]
+            pos += size
+
+
 def _timestamp_type_is_log_append(timestamp_type: str | int) -> bool:
     if isinstance(timestamp_type, str):
         return timestamp_type == "LogAppendTime"

@@ -103,7 +103,7 @@ class GroupLog:
             while offset < plog.log_end_offset:
                 result = plog.read(offset, chunk)
                 start = offset
-                for batch in _batches(result.chunks):
+                for batch in records.split_batches(result.chunks):
                     h = records.parse_header(batch, 0)
                     offset = max(offset, h.next_offset)
                     if h.is_control:
@@ -154,16 +154,3 @@ def _settle(fut: asyncio.Future, flushing: asyncio.Future, base_offset: int) -> 
         fut.set_exception(flushing.exception())
     else:
         fut.set_result(base_offset)
-
-
-def _batches(chunks: list):
-    """Splits read chunks (whole batches back to back) into one memoryview per batch."""
-    for chunk in chunks:
-        view = memoryview(chunk)
-        pos = 0
-        while pos + records.HEADER_SIZE <= len(view):
-            size = records.parse_header(view, pos).size
-            if pos + size > len(view):
-                break
-            yield view[pos:pos + size]
-            pos += size

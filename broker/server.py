@@ -19,7 +19,7 @@ import signal
 import socket
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 
 from keystream.auth.principal import ANONYMOUS, Principal, Session
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
@@ -37,7 +37,6 @@ log = logging.getLogger("keystream.server")
 
 _HEADER_PREFIX = struct.Struct(">hhi")
 _API_VERSIONS = 18
-_MAX_QUEUED_PER_CONNECTION = 64  # pause reading beyond this many unanswered requests
 
 
 class Connection(asyncio.Protocol):
@@ -77,8 +76,9 @@ class Connection(asyncio.Protocol):
             log.info("authenticated %s on listener %s (%s, %s) as %s", self.client_host, name,
                      ssl_object.version(), (ssl_object.cipher() or ("?",))[0], principal)
         self.session = Session(principal, self.client_host, listener=name, security_protocol=protocol)
-        if not self.server.admit(self):
-            log.warning("connection from %s refused: max.connections reached", self.client_host)
+        refusal = self.server.admit(self)
+        if refusal:
+            log.warning("connection from %s refused: %s reached", self.client_host, refusal)
             transport.abort()
             return
         self._task = asyncio.get_running_loop().create_task(self._serve())
@@ -116,7 +116,7 @@ class Connection(asyncio.Protocol):
         if self._queue:
             if self._wakeup is not None and not self._wakeup.done():
                 self._wakeup.set_result(None)
-            if len(self._queue) >= _MAX_QUEUED_PER_CONNECTION and not self._reading_paused:
+            if len(self._queue) >= self.server.max_queued and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()
 
@@ -134,7 +134,7 @@ class Connection(asyncio.Protocol):
                     await self._wakeup
                     continue
                 frame = self._queue.popleft()
-                if self._reading_paused and len(self._queue) < _MAX_QUEUED_PER_CONNECTION // 2:
+                if self._reading_paused and len(self._queue) <= self.server.max_queued // 2:
                     self._reading_paused = False
                     self.transport.resume_reading()
                 self.busy = True
@@ -230,6 +230,8 @@ class Server:
     def __init__(self, broker: Broker):
         self.broker = broker
         self.connections: set[Connection] = set()
+        self._per_host: Counter[str] = Counter()
+        self.max_queued = broker.config["queued.max.requests"]  # per connection, then reading pauses
         self.listeners: list[asyncio.base_events.Server] = []
         self._idle_task: asyncio.Task | None = None
         self.tls: TlsContexts | None = None
@@ -251,14 +253,28 @@ class Server:
         if self.tls is not None:
             self.tls.reload(reason)
 
-    def admit(self, conn: Connection) -> bool:
-        if len(self.connections) >= self.broker.config["max.connections"]:
-            return False
-        self.connections.add(conn)
-        return True
+    def limit_reached(self, host: str, pending: int = 0) -> str | None:
+        """The name of the connection limit a new connection from `host` would exceed, if any."""
+        if len(self.connections) + pending >= self.broker.config["max.connections"]:
+            return "max.connections"
+        if self._per_host[host] >= self.broker.config["max.connections.per.ip"]:
+            return "max.connections.per.ip"
+        return None
+
+    def admit(self, conn: Connection) -> str | None:
+        """Registers the connection, or returns the limit that refuses it."""
+        refusal = self.limit_reached(conn.client_host)
+        if refusal is None:
+            self.connections.add(conn)
+            self._per_host[conn.client_host] += 1
+        return refusal
 
     def forget(self, conn: Connection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._per_host[conn.client_host] -= 1
+            if not self._per_host[conn.client_host]:
+                del self._per_host[conn.client_host]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -331,8 +347,9 @@ class _TlsListener:
                 log.warning("accept on %s failed: %s", self.listener.name, exc)
                 await asyncio.sleep(0.1)
                 continue
-            if len(self.server.connections) + self.handshaking >= self.server.broker.config["max.connections"]:
-                log.warning("connection from %s refused: max.connections reached", addr[0])
+            refusal = self.server.limit_reached(addr[0], self.handshaking)
+            if refusal:
+                log.warning("connection from %s refused: %s reached", addr[0], refusal)
                 sock.close()
                 continue
             task = loop.create_task(self._handshake(sock, addr[0]))

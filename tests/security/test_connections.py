@@ -100,3 +100,24 @@ def test_half_open_connections_do_not_block_the_listener(limited_broker):
         for s in stalled:
             with contextlib.suppress(OSError):
                 s.close()
+
+
+def test_max_connections_per_ip(broker_factory):
+    """One address cannot take more than `max.connections.per.ip`; a freed slot is served again."""
+    b = broker_factory(**{"max.connections.per.ip": 3})
+    wait_for(lambda: b.client_connections() == 0, 10, message="readiness probe gone")
+    admitted = [WireClient(b.address, timeout=5) for _ in range(3)]
+    try:
+        for c in admitted:
+            assert 18 in c.api_versions(0)
+        extra = WireClient(b.address, timeout=5)
+        assert _refused(extra, timeout=2.0), "a 4th connection from 127.0.0.1 must not be served"
+        extra.close()
+        assert "max.connections.per.ip reached" in b.tail_log()
+        admitted.pop().close()
+        wait_for(lambda: b.client_connections() == 2, 10, message="closed connection released")
+        with WireClient(b.address) as c:
+            assert 18 in c.api_versions(0)
+    finally:
+        for c in admitted:
+            c.close()

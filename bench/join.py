@@ -3,6 +3,12 @@
 Both members are created and connected first, then subscribe at the same instant; the clock stops
 when both hold a non-empty assignment (the topic has two partitions, so a stable group gives one
 each). Consumers run at librdkafka defaults, as a user's would.
+
+With `group.initial.rebalance.delay.ms=0` a run takes either a few ms or one heartbeat interval
+(~3 s): a member completes join and sync in ~1.5 ms, so when the other's first JoinGroup comes later
+than that (librdkafka retries a FindCoordinator cut off by its bootstrap-broker teardown after ~50 ms;
+thread start skew of a few ms does it too) the first learns of it at its next heartbeat. A broker
+cannot reach a Stable member sooner; a non-zero delay is what makes the join deterministic.
 """
 
 from __future__ import annotations

@@ -108,7 +108,6 @@ class Group:
     def __init__(self, group_id: str, now_ms: int, state: GroupState = GroupState.EMPTY):
         self.group_id = group_id
         self.state = state
-        self.previous_state = state
         self.state_timestamp = now_ms
         self.generation_id = 0
         self.protocol_type: str | None = None
@@ -120,9 +119,8 @@ class Group:
         self.pending_sync: set[str] = set()
         self.protocol_counts: Counter[str] = Counter()
         self.subscribed_topics: set[str] | None = None
-        self.new_member_added = False
         self.join_timer: asyncio.TimerHandle | None = None
-        self.join_timer_initial = False
+        self.join_timer_initial = False  # the initial join's window: it never completes early
         self.sync_timer: asyncio.TimerHandle | None = None
         self.offsets: dict[tuple[str, int], CommittedOffset] = {}
         self.pending_offset_commits: Counter[tuple[str, int]] = Counter()
@@ -135,7 +133,6 @@ class Group:
     def transition(self, state: GroupState, now_ms: int) -> None:
         if self.state not in _VALID_PREVIOUS[state]:
             raise RuntimeError(f"group {self.group_id}: illegal transition {self.state.value} -> {state.value}")
-        self.previous_state = self.state
         self.state = state
         self.state_timestamp = now_ms
 

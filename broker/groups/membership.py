@@ -140,8 +140,6 @@ class Membership(Rebalancer):
                                   rebalance_ms: int, session_ms: int, ptype: str, protocols: list) -> None:
         member = Member(member_id, instance_id, client_id, client_host, rebalance_ms, session_ms, ptype,
                         list(protocols), is_new=True, join_waiters=[fut])
-        if group.is_(PREPARING) and group.previous_state is EMPTY:
-            group.new_member_added = True  # lets group.initial.rebalance.delay.ms extend
         pending = group.pending_members.pop(member_id, None)
         if pending is not None:
             pending.cancel()

@@ -4,6 +4,19 @@ This follows Apache Kafka's GroupCoordinator state machine. Parked JoinGroup/Syn
 futures on the member (`join_waiters`, `sync_waiters`) completed when the rebalance moves on; every
 timer is an asyncio TimerHandle held by the group or member it belongs to and cancelled when that
 member leaves, so a vanished client leaves nothing behind once its session or the rebalance ends.
+
+One departure from Kafka, in the initial join of an Empty group: Kafka's InitialDelayedJoin waits
+`group.initial.rebalance.delay.ms`, and if a member joined meanwhile waits another full delay, and so
+on up to the rebalance timeout, so two consumers starting together wait two delays (6 s at the 3 s
+default). Here the window is counted once from the first join: the join completes when
+min(delay, rebalance timeout) has passed since the first member joined, with every member that joined
+inside it, and is never extended (Kafka's first wait is the full delay even past the rebalance
+timeout; here the timeout caps it). Everything else is Kafka's: the initial join never completes
+early (not even when every known or KIP-394 pending member has joined; with a delay of 0 it
+completes at once), a member joining after it starts a normal rebalance, and members parked in
+SyncGroup get REBALANCE_IN_PROGRESS when one arrives during CompletingRebalance. So with a delay of
+0, a member whose first JoinGroup arrives after the others reached Stable is seen by them only at
+their next heartbeat, as in Kafka: the broker has no request of theirs to answer before that.
 """
 
 from __future__ import annotations
@@ -87,27 +100,16 @@ class Rebalancer:
         group.transition(PREPARING, self.clock())
         log.info("group %s: preparing to rebalance (generation %d): %s", group.group_id, group.generation_id, reason)
         if was_empty:
-            delay = self.config.initial_rebalance_delay_ms
-            self._schedule_initial_join(group, delay, max(timeout - delay, 0))
+            self._schedule_initial_join(group, min(self.config.initial_rebalance_delay_ms, timeout))
         else:
             self._schedule_join(group, timeout)
             self._try_complete_join(group)
 
-    def _schedule_initial_join(self, group: Group, delay_ms: int, remaining_ms: int) -> None:
+    def _schedule_initial_join(self, group: Group, window_ms: int) -> None:
+        """The initial join ends when the window does (see the module docstring), never earlier."""
         self._cancel_join_timer(group)
         group.join_timer_initial = True
-        group.join_timer = asyncio.get_running_loop().call_later(
-            delay_ms / 1000, self._initial_join_expired, group, delay_ms, remaining_ms)
-
-    def _initial_join_expired(self, group: Group, delay_ms: int, remaining_ms: int) -> None:
-        """Kafka's InitialDelayedJoin: wait again while new members keep arriving, within the timeout."""
-        group.join_timer = None
-        if group.new_member_added and remaining_ms != 0:
-            group.new_member_added = False
-            delay = min(self.config.initial_rebalance_delay_ms, remaining_ms)
-            self._schedule_initial_join(group, delay, max(remaining_ms - delay_ms, 0))
-        else:
-            self._complete_join(group)
+        group.join_timer = asyncio.get_running_loop().call_later(window_ms / 1000, self._complete_join, group)
 
     def _schedule_join(self, group: Group, timeout_ms: int) -> None:
         self._cancel_join_timer(group)

@@ -36,10 +36,26 @@ from keystream.configdef import ConfigError
 log = logging.getLogger("keystream.server")
 
 _HEADER_PREFIX = struct.Struct(">hhi")
+_SIZE = struct.Struct(">i")
+# A Connection is a BufferedProtocol: bytes are read (or, over TLS, decrypted) straight into its
+# buffers. Frames up to _RECV_BUFFER - 4 bytes are cut out of one reused buffer (one copy each; it
+# is also what an idle connection holds); a larger frame (a produce request) gets its own buffer once
+# its size is read and the rest of it lands there directly, instead of being copied chunk by chunk
+# into a growing bytearray and then sliced out of it (and, over TLS, decrypted into a fresh 256 KiB
+# bytes object per TLS record). Its first _BODY_PREALLOC bytes are allocated up front, the rest as
+# they arrive. Broker CPU per 1 KiB record produced (acks=1, 1 partition, median of 6 interleaved
+# runs, old and new broker side by side): plaintext 1.07 -> 0.76 us, mTLS 2.70 -> 2.44 us.
+_RECV_BUFFER = 16 * 1024
+_BODY_PREALLOC = 4 * 1024 * 1024
 _API_VERSIONS = 18
+# Bytes of whole request frames queued on one connection before reading pauses (besides the
+# queued.max.requests count): a client that pipelines 1 MiB produce requests behind a response it
+# never reads otherwise made the broker hold 500 of them (RSS 51 -> 914 MiB, measured).
+# librdkafka's 5 in-flight 1 MiB batches stay far below it.
+_MAX_QUEUED_BYTES = 16 << 20
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     def __init__(self, server: "Server", listener=None):
         self.server = server
         self.listener = listener
@@ -47,8 +63,15 @@ class Connection(asyncio.Protocol):
         self.max_request = server.broker.config["socket.request.max.bytes"]
         self.transport: asyncio.Transport | None = None
         self.client_host = "?"
-        self._buf = bytearray()
+        self._rbuf = bytearray(_RECV_BUFFER)  # headers and small frames, reused
+        self._rview = memoryview(self._rbuf)
+        self._rlen = 0  # bytes at the start of _rbuf not yet cut into frames
+        self._body: bytearray | None = None  # a large frame's body, received in place
+        self._body_view: memoryview | None = None
+        self._body_fill = 0
+        self._body_size = 0
         self._queue: deque[bytearray] = deque()
+        self._queued_bytes = 0
         self._wakeup: asyncio.Future | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -94,31 +117,78 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._body is not None:
+            return self._body_view[self._body_fill:]
+        return self._rview[self._rlen:]
+
+    def buffer_updated(self, nbytes: int) -> None:
         self.last_active = time.monotonic()
-        buf = self._buf
-        buf += data
-        while len(buf) >= 4:
-            (size,) = struct.unpack_from(">i", buf, 0)
-            if size < 0 or size > self.max_request:
-                if buf[0] == 0x16 and buf[1] == 3:
-                    log.warning("closing connection from %s: TLS handshake on %s listener %s",
-                                self.client_host, self.session.security_protocol, self.session.listener)
-                else:
-                    log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                                self.client_host, size, self.max_request)
-                self.close()
-                return
-            if len(buf) < 4 + size:
-                break
-            self._queue.append(buf[4:4 + size])
-            del buf[:4 + size]
+        if self._body is None:
+            self._rlen += nbytes
+            self._cut_frames()
+        else:
+            self._body_fill += nbytes
+            if self._body_fill == self._body_size:
+                self._enqueue(self._body)
+                self._body = self._body_view = None
+            elif self._body_fill == len(self._body):
+                self._grow_body()
         if self._queue:
             if self._wakeup is not None and not self._wakeup.done():
                 self._wakeup.set_result(None)
-            if len(self._queue) >= self.server.max_queued and not self._reading_paused:
+            if (len(self._queue) >= self.server.max_queued or self._queued_bytes >= _MAX_QUEUED_BYTES) \
+                    and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()
+
+    def _cut_frames(self) -> None:
+        """Queues the complete frames at the start of the receive buffer; a frame too large for it
+        gets a buffer of its own that the rest of its body is received into (no further copies)."""
+        buf, pos, end = self._rbuf, 0, self._rlen
+        while end - pos >= 4:
+            (size,) = _SIZE.unpack_from(buf, pos)
+            if size < 0 or size > self.max_request:
+                self._refuse_frame(size, buf[pos:pos + 2])
+                return
+            if end - pos - 4 >= size:
+                self._enqueue(buf[pos + 4:pos + 4 + size])
+                pos += 4 + size
+            else:
+                if 4 + size > len(buf):
+                    have = end - pos - 4
+                    self._body_size = size
+                    self._body = bytearray(min(size, max(_BODY_PREALLOC, have)))
+                    self._body_view = memoryview(self._body)
+                    self._body[:have] = self._rview[pos + 4:end]
+                    self._body_fill = have
+                    pos = end
+                break
+        if pos:
+            self._rlen = end - pos
+            if self._rlen:
+                buf[:self._rlen] = self._rview[pos:end]
+
+    def _enqueue(self, frame: bytearray) -> None:
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+
+    def _grow_body(self) -> None:
+        """Frames above _BODY_PREALLOC get memory as their bytes arrive, not as their size claims."""
+        body = bytearray(min(self._body_size, 2 * len(self._body)))
+        body[:self._body_fill] = self._body_view
+        self._body_view.release()
+        self._body, self._body_view = body, memoryview(body)
+
+    def _refuse_frame(self, size: int, first: bytes) -> None:
+        if first[0] == 0x16 and first[1] == 3:
+            log.warning("closing connection from %s: TLS handshake on %s listener %s",
+                        self.client_host, self.session.security_protocol, self.session.listener)
+        else:
+            log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                        self.client_host, size, self.max_request)
+        self._rlen = 0
+        self.close()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -134,7 +204,9 @@ class Connection(asyncio.Protocol):
                     await self._wakeup
                     continue
                 frame = self._queue.popleft()
-                if self._reading_paused and len(self._queue) <= self.server.max_queued // 2:
+                self._queued_bytes -= len(frame)
+                if self._reading_paused and len(self._queue) <= self.server.max_queued // 2 \
+                        and self._queued_bytes <= _MAX_QUEUED_BYTES // 2:
                     self._reading_paused = False
                     self.transport.resume_reading()
                 self.busy = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 
 import pytest
@@ -143,3 +144,42 @@ def test_reload_keeps_old_context_on_failure(pki, tmp_path):
 def _der(path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(path.read_text().split("-----END CERTIFICATE-----")[0]
                                     + "-----END CERTIFICATE-----\n")
+
+
+def _pump(a_out: ssl.MemoryBIO, b_in: ssl.MemoryBIO) -> None:
+    b_in.write(a_out.read())
+
+
+def test_connections_from_the_context_carry_data_both_ways(pki):
+    """The context's SSLObjects expose read/write/pending as the C methods (what the event loop's
+    SSL protocol calls per TLS record); they must behave as ssl.SSLObject's do."""
+    server_ctx = build_server_context(_config(pki))
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(str(pki["ca"].cert))
+    client_ctx.load_cert_chain(str(pki["client"].cert), str(pki["client"].key))
+    s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="127.0.0.1")
+    assert isinstance(server, ssl.SSLObject)
+    for _ in range(4):
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        _pump(c_out, s_in)
+        _pump(s_out, c_in)
+    assert server.getpeercert(binary_form=True), "the client certificate was received"
+
+    payload = bytes(range(256)) * 100  # 25,600 bytes: two TLS records
+    assert client.write(payload) == len(payload)
+    _pump(c_out, s_in)
+    buf = bytearray(len(payload))
+    got = server.read(len(buf), buf)
+    assert 0 < got < len(payload) and server.pending() == 0  # one record per read
+    got += server.read(len(buf) - got, memoryview(buf)[got:])
+    assert bytes(buf) == payload
+    with pytest.raises(ssl.SSLWantReadError):
+        server.read(1)
+
+    assert server.write(b"answer") == 6
+    _pump(s_out, c_in)
+    assert client.read(100) == b"answer"

@@ -99,6 +99,8 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
          "Create a topic when a client asks for an unknown one (Kafka's default is true; Keystream's is false)."),
     Prop("delete.topic.enable", "bool", True, "Allow DeleteTopics requests."),
     Prop("message.max.bytes", "int", 1048588, "Largest record batch the broker accepts.", at_least(0)),
+    Prop("fetch.max.bytes", "int", 57671680,
+         "Most bytes one Fetch response carries, whatever the request asks for.", at_least(1024)),
     # --- network
     Prop("socket.request.max.bytes", "int", 104857600, "Largest request the broker reads.", at_least(1)),
     Prop("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF of client sockets; -1 uses the OS default."),

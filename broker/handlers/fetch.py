@@ -62,7 +62,7 @@ def _read(ctx, req: FetchRequest, denials: list[ErrorCode | None]):
     """One pass over the requested partitions: (response topics, bytes read, any error)."""
     logs = ctx.broker.logs
     by_id = ctx.version >= 13
-    left = req.max_bytes
+    left = min(req.max_bytes, ctx.broker.config["fetch.max.bytes"])  # Kafka caps a client's ask the same way
     total = 0
     errors = False
     topics = []

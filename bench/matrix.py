@@ -7,10 +7,14 @@ fresh through the Admin API for every run and deleted afterwards.
 from __future__ import annotations
 
 import argparse
+import shutil
 
-from bench import consume, durable, join, latency, produce, topics
+from bench import brokers as launch
+from bench import consume, durable, join, latency, produce, restart, scale, soak, topics
 from bench.brokers import Broker, BrokerError
 from bench.session import DURABLE, Session, guarded
+
+RESTART = "keystream-restart"  # the 1,000-partition, ~5 GB Keystream of the restart phase
 
 
 def records_for(args: argparse.Namespace, size: int) -> int:
@@ -165,6 +169,65 @@ def durable_cell(s: Session, repeat: int) -> None:
             topics.delete(broker, topic)
 
 
+def scale_cell(s: Session, repeat: int) -> None:
+    """20 producers on a 6- and a 1,000-partition topic, same records in total, on each broker."""
+    a = s.args
+    for mode in a.scale_modes:
+        for parts in a.scale_partitions:
+            label = f"{a.scale_producers} producers p={parts} {mode}"
+            params = {"producers": a.scale_producers, "partitions": parts, "mode": mode, "size": 100, "acks": 1,
+                      "records": a.scale_records}
+            for name in s.order(repeat):
+                broker = s.brokers[name]
+                topic = topics.unique_name("scale")
+
+                def go(broker=broker, topic=topic, parts=parts, mode=mode) -> dict:
+                    topics.create(broker, topic, parts, timeout=60.0)
+                    return scale.run(broker, topic, a.scale_producers, parts, a.scale_records, 100,
+                                     a.phase_timeout, mode)
+
+                s.record(f"scale {label}", "scale", label, params, name, guarded(broker, go))
+                if broker.alive():
+                    topics.delete(broker, topic, timeout=60.0)
+
+
+def restart_phase(s: Session) -> None:
+    """Keystream only, all repeats in one go (the ~5 GB log is built once): kill -9 and clean restarts."""
+    a = s.args
+    broker = launch.keystream(s.workdir, s.base_delay, dict(a.keystream_prop), dict(a.keystream_client_prop),
+                              name=RESTART)
+    info = s.info[RESTART] = {"version": launch.version_of("keystream"), "argv": broker.argv, "port": broker.port}
+    params = {"partitions": a.restart_partitions, "bytes": a.restart_bytes, "topup": a.restart_topup}
+    labels = {"kill9": f"kill -9 -> ready, p={a.restart_partitions}",
+              "clean": f"SIGTERM -> ready, p={a.restart_partitions}"}
+    no_room = restart.check_space(broker.workdir / "data", a.restart_bytes)
+    if no_room:
+        info["start_error"] = no_room
+        for kind, label in labels.items():
+            s.record(f"restart {kind}", "restart", label, params, RESTART, {"complete": False, "first_error": no_room})
+        return
+    try:
+        broker.start()
+        run = restart.RestartRun(broker, a.restart_partitions, a.restart_bytes, a.restart_topup, a.phase_timeout)
+        setup = guarded(broker, run.prepare)
+        info["setup"] = setup
+        print(f"  {RESTART}: {setup}", flush=True)
+        for repeat in range(a.repeats):
+            for kind, cycle in (("kill9", lambda r=repeat: run.kill9_cycle(r)), ("clean", run.clean_cycle)):
+                sample = guarded(broker, cycle) if setup.get("complete") else dict(setup)
+                s.record(f"restart {kind}", "restart", labels[kind], params, RESTART, sample)
+                if sample.get("complete"):
+                    print(f"    ready {sample['ready_s']:.2f} s, start-up CPU {sample['startup_cpu_s']:.2f} s"
+                          + (f", stop {sample['stop_s']:.2f} s" if "stop_s" in sample else ""), flush=True)
+    except Exception as exc:
+        info["start_error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        peak = broker.peak_rss_mib() if broker.alive() else None
+        info.update(exit_code=broker.stop(grace=60), peak_rss_mib=peak or 0)
+        if not a.keep:
+            shutil.rmtree(broker.workdir, ignore_errors=True)  # ~5 GB: do not wait for the session's end
+
+
 def measure(s: Session) -> None:
     a = s.args
     for repeat in range(a.repeats):
@@ -181,3 +244,9 @@ def measure(s: Session) -> None:
                 join_cell(s, repeat, delay)
         if "durable" in a.only and "keystream" in a.brokers:
             durable_cell(s, repeat)
+        if "scale" in a.only:
+            scale_cell(s, repeat)
+    if "restart" in a.only and "keystream" in a.brokers:
+        restart_phase(s)  # once, after the repeats: it builds ~5 GB of log and repeats inside
+    if "soak" in a.only and "keystream" in a.brokers:
+        soak.cell(s)  # once, after the repeats: it runs for minutes

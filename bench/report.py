@@ -28,6 +28,14 @@ METRICS = {
     "device_flushes_per_s": lambda s: s["device_flushes"] / s["seconds"]
     if s.get("device_flushes") is not None and s["seconds"] else None,
     "records_per_device_flush": lambda s: s["records"] / s["device_flushes"] if s.get("device_flushes") else None,
+    "target_rate": lambda s: s.get("target_rate"),
+    "rss_start_mib": lambda s: s.get("rss_start_mib"),
+    "rss_end_mib": lambda s: s.get("rss_end_mib"),
+    "rss_peak_mib": lambda s: s.get("rss_peak_mib"),
+    "rss_slope_mib_per_min": lambda s: s.get("rss_slope_mib_per_min"),
+    "ready_s": lambda s: s.get("ready_s"),
+    "startup_cpu_s": lambda s: s.get("startup_cpu_s"),
+    "stop_s": lambda s: s.get("stop_s"),
 }
 LOW_CPU_S = 0.5  # on the tick clock, below this a 10 ms tick is more than 2% of the CPU figure
 
@@ -107,6 +115,77 @@ def _durable_lines(rows: list[dict], info: dict, with_tansu: bool) -> list[str]:
     if with_tansu:
         out.append(DURABLE_TANSU_NOTE)
     return [*out, ""]
+
+
+SOAK_TANSU_NOTE = ("tansu: not soaked (0.6.0 has only in-memory storage: the soak's 10-30 GB of log would have to "
+                   "fit in its RAM); the soak is Keystream only")
+
+
+def _soak_lines(rows: list[dict], info: dict, with_tansu: bool) -> list[str]:
+    """Keystream's own soak instance: RSS at start, end and peak (VmRSS samples) and its slope."""
+    if not rows:
+        return []
+    metrics = [("target rec/s", "target_rate"), ("rec/s", "records_per_s"), ("rec/CPU-s", "records_per_cpu_s"),
+               ("RSS start", "rss_start_mib"), ("RSS end", "rss_end_mib"), ("RSS peak", "rss_peak_mib"),
+               ("slope", "rss_slope_mib_per_min")]
+    out = _table("SOAK (keystream-soak; RSS in MiB, slope = least squares over the second half, MiB/min; "
+                 "produce and a consuming group member at once)", rows, ["keystream"], metrics, None, short=["K"],
+                 note=("T", "not soaked") if with_tansu else None)
+    source = info.get("keystream-soak", {}).get("rate_source")
+    if source:
+        out.append(f"rate: {source}")
+    if with_tansu:
+        out.append(SOAK_TANSU_NOTE)
+    return [*out, ""]
+
+
+def _scale_lines(rows: list[dict], brokers: list[str]) -> list[str]:
+    """The scale table, then per broker the throughput with the most partitions / with the fewest."""
+    if not rows:
+        return []
+    out = _table(f"SCALE ({rows[0]['params']['producers']} producers at once, 100 B, acks=1, same records in all rows)",
+                 rows, brokers, [("rec/s", "records_per_s"), ("rec/CPU-s", "records_per_cpu_s")], "records_per_s")
+    for mode in dict.fromkeys(r["params"].get("mode", "spread") for r in rows):
+        by_parts = {r["params"]["partitions"]: r for r in rows if r["params"].get("mode", "spread") == mode}
+        lo, hi = min(by_parts), max(by_parts)
+        if lo != hi:
+            parts = []
+            for b in brokers:
+                a, z = (by_parts[p]["summary"].get(b, {}).get("records_per_s") for p in (lo, hi))
+                parts.append(f"{b} {z['median'] / a['median'] * 100:.0f}%" if a and z and a["median"] else f"{b} -")
+            out.insert(-1, f"{mode}: rec/s p={hi} / p={lo}: " + ", ".join(parts) + " (issue 5 target >= 70%)")
+    return out
+
+
+RESTART = "keystream-restart"
+
+
+def summarize_restart(row: dict) -> None:
+    """Medians of the restart phase's Keystream (Keystream only: tansu keeps no log to recover)."""
+    if RESTART in row["samples"]:
+        good = [s for s in row["samples"][RESTART] if s.get("complete")]
+        row["summary"][RESTART] = {m: summarize([METRICS[m](s) for s in good])
+                                   for m in ("ready_s", "startup_cpu_s", "stop_s")}
+
+
+def _restart_lines(rows: list[dict], info: dict, with_tansu: bool) -> list[str]:
+    if not rows:
+        return []
+    p = rows[0]["params"]
+    out = _table(f"RESTART (keystream-restart, {p['partitions']} partitions, ~{p['bytes'] / 1e9:.1f} GB of log; "
+                 "seconds from `keystream serve` to Metadata answered; CPU = the new process's until then)", rows,
+                 [RESTART], [("ready s", "ready_s"), ("CPU s", "startup_cpu_s"), ("stop s", "stop_s")], None,
+                 short=["K"], note=("T", "in-memory, nothing to recover") if with_tansu else None)
+    worst = [f"{r['label'].split(' ->')[0]} {r['summary'][RESTART]['ready_s']['max']:.2f} s" for r in rows
+             if r["summary"].get(RESTART, {}).get("ready_s")]
+    if worst:
+        out.insert(-1, "slowest ready: " + ", ".join(worst))
+    setup = info.get(RESTART, {}).get("setup") or {}
+    if setup.get("complete"):
+        out.insert(-1, f"CreateTopics with {setup['partitions']} partitions: {setup['create_topic_s']:.2f} s; fill: "
+                   f"{setup['fill_bytes'] / 1e9:.2f} GB in {setup['fill_s']:.0f} s; kill -9 comes right after a top-up "
+                   "(the fill in the first repeat). Targets: clean <= 5 s, kill -9 <= 15 s")
+    return out
 
 
 def failures(row: dict, broker: str) -> list[str]:
@@ -228,14 +307,17 @@ def render(rows: list[dict], brokers: list[str], broker_info: dict) -> str:
     if by_phase["join"]:
         out += _table("GROUP JOIN (ms)", by_phase["join"], brokers, [("join", "join_ms")], None)
     out += _durable_lines(by_phase["durable"], broker_info, "tansu" in brokers)
-    out.append("broker peak RSS: " + ", ".join(
+    out += _soak_lines([r for r in rows if r["phase"] == "soak"], broker_info, "tansu" in brokers)
+    out += _scale_lines([r for r in rows if r["phase"] == "scale"], brokers)
+    out += _restart_lines([r for r in rows if r["phase"] == "restart"], broker_info, "tansu" in brokers)
+    out.append("broker peak RSS (VmHWM of the process tree; issue 5 target: under 300 MB = 286 MiB): " + ", ".join(
         f"{b} {info['peak_rss_mib']:.0f} MiB" if info.get("peak_rss_mib") else f"{b} n/a"
         for b, info in broker_info.items()))
     out += _codec_lines(rows)
     for b, info in broker_info.items():
         if info.get("start_error"):
             out += ["", f"{b} DID NOT START:", *(f"    {t}" for t in info["start_error"].splitlines())]
-    out += _failure_lines(rows, [*brokers, *(b for b in (TLS, DURABLE) if b in broker_info)])
+    out += _failure_lines(rows, [*brokers, *(b for b in (TLS, DURABLE, RESTART) if b in broker_info)])
     return "\n".join(out)
 
 

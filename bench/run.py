@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import brokers as launch
-from bench import report
+from bench import report, scale
 from bench.matrix import measure
 from bench.session import Session
 
-PHASES = ("produce", "consume", "latency", "join", "durable")
+PHASES = ("produce", "consume", "latency", "join", "durable", "soak", "scale", "restart")
 RESULTS = Path(__file__).resolve().parent / "results"
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
@@ -59,6 +59,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "together (default 1000000, quick 20000)")
     p.add_argument("--durable-window", type=int, default=1,
                    help="durable phase: unacknowledged records per producer (1 = wait for each ack)")
+    p.add_argument("--soak-seconds", type=float, help="soak phase: duration (default 600, quick 20)")
+    p.add_argument("--soak-rate", type=float, help="soak phase: records/s (default: half of Keystream's measured "
+                   "100B acks=1 p=6 produce rate, or of a short calibration run)")
+    p.add_argument("--soak-sample-seconds", type=float, help="soak phase: RSS sampling period (default 5, quick 1)")
+    p.add_argument("--scale-producers", type=int, default=20, help="scale phase: concurrent producers")
+    p.add_argument("--scale-partitions", type=_csv(int), default=[6, 1000],
+                   help="scale phase: partition counts (the report divides the last by the first)")
+    p.add_argument("--scale-modes", type=_csv(str), default=["spread", "sticky"],
+                   help="scale phase: spread (round-robin per record, as keyed records) and/or sticky "
+                        "(keyless, librdkafka's partitioner)")
+    p.add_argument("--scale-records", type=int, help="scale phase: records per run, all producers together "
+                   "(default 1000000, quick 100000)")
+    p.add_argument("--restart-partitions", type=int, default=1000, help="restart phase: partitions")
+    p.add_argument("--restart-bytes", type=float, help="restart phase: log bytes to build (default 5e9, quick 2e8)")
+    p.add_argument("--restart-topup", type=float, help="restart phase: bytes produced just before each later "
+                   "kill -9 (default 2e8, quick 2e7)")
     p.add_argument("--phase-timeout", type=float, default=120.0, help="bound on any single run, seconds")
     p.add_argument("--keystream-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra server.properties line for Keystream (repeatable)")
@@ -73,7 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.tls and "keystream" not in args.brokers:
         p.error("--tls compares Keystream over mTLS with Keystream over plaintext: include keystream in --brokers")
-    unknown = set(args.only) - set(PHASES) or set(args.brokers) - {"keystream", "tansu"}
+    unknown = (set(args.only) - set(PHASES) or set(args.brokers) - {"keystream", "tansu"}
+               or set(args.scale_modes) - set(scale.MODES))
     if unknown:
         p.error(f"unknown value(s): {', '.join(sorted(unknown))}")
     quick = args.quick
@@ -82,6 +99,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup_seconds = 0.5 if quick else 1.0
     args.durable_seconds = args.durable_seconds or (2.0 if quick else 10.0)
     args.durable_records = args.durable_records or (20_000 if quick else 1_000_000)
+    args.soak_seconds = args.soak_seconds or (20.0 if quick else 600.0)
+    args.soak_sample_seconds = args.soak_sample_seconds or (1.0 if quick else 5.0)
+    args.scale_records = args.scale_records or (100_000 if quick else 1_000_000)
+    args.restart_bytes = int(args.restart_bytes or (2e8 if quick else 5e9))
+    args.restart_topup = int(args.restart_topup if args.restart_topup is not None else (2e7 if quick else 2e8))
     args.join_delays = args.join_delays if args.join_delays is not None else ([0] if quick else [0, 3000])
     return args
 
@@ -106,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         report.summarize_row(row, args.brokers)
         report.summarize_tls(row)
         report.summarize_durable(row)
+        report.summarize_restart(row)
     print()
     print(report.render(rows, args.brokers, session.info))
     out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"

@@ -6,7 +6,9 @@ Each producer is a confluent-kafka Producer in its own thread (librdkafka does t
 its own threads, so the GIL is not the bottleneck at these rates) that keeps `window` records
 unacknowledged (default 1: send, wait for the ack, send the next — a synchronous writer), with
 `linger.ms=0`. With one producer every record then costs a full fsync round; with N producers N
-requests are in flight at once and can share one.
+requests are in flight at once and can share one: perfect sharing is N records per fsync (`rec/flush`
+near N), and throughput(N) / throughput(1) then depends on what each request costs besides the
+fsync (the 2-core bench VM runs the broker and the N producers' client work side by side).
 
 fsyncs are counted on the block device holding the broker's data dir: the flush requests
 completed (field 16 of `/sys/block/<disk>/stat`, kernels >= 5.5), sampled before and after each

@@ -56,6 +56,31 @@ def _append(topic, index: int, records, now_ms: int):
                                     log_start_offset=res.log_start_offset), plog
 
 
+async def _wait_for_disk(commits, due: list) -> None:
+    """acks=-1 under a flush policy that asks for an fsync: answer once the records are on disk.
+
+    A failed fsync fails its partition with KAFKA_STORAGE_ERROR (the records may be lost).
+    """
+    if len(due) == 1:  # the common case, without gather's task per partition
+        plog, resp = due[0]
+        try:
+            await commits.flush(plog)
+        except KafkaError as e:
+            _fail(resp, e)
+        return
+    results = await asyncio.gather(*(commits.flush(plog) for plog, _ in due), return_exceptions=True)
+    for (_, resp), result in zip(due, results, strict=True):
+        if isinstance(result, KafkaError):
+            _fail(resp, result)
+        elif isinstance(result, BaseException):
+            raise result
+
+
+def _fail(resp: PartitionProduceResponse, e: KafkaError) -> None:
+    resp.error_code, resp.error_message = e.code, e.message
+    resp.base_offset = resp.log_append_time_ms = resp.log_start_offset = -1
+
+
 def _transactional(records) -> bool:
     """Kafka's RequestUtils.hasTransactionalRecords: the first batch's transactional bit (v2 format)."""
     if records is None or len(records) < _ATTRIBUTES_AT + 2 or records[_MAGIC_AT] < 2:
@@ -93,16 +118,16 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
                 if not acks_valid:
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {req.acks}")
                 resp, plog = _append(topic, pd.index, pd.records, now_ms)
-                appended.append(plog)
+                appended.append((plog, resp))
                 broker.notify_append(td.name, pd.index)
             except KafkaError as e:
                 resp = _error(pd.index, e)
             parts.append(resp)
         responses.append(TopicProduceResponse(td.name, parts))
     if req.acks == -1:
-        due = [p for p in appended if p.flush_due()]
+        due = [(plog, resp) for plog, resp in appended if plog.flush_due()]
         if due:
-            await asyncio.gather(*(broker.group_commits.flush(p) for p in due))
+            await _wait_for_disk(broker.group_commits, due)
     if req.acks == 0:
         return None
     return ProduceResponse(responses=responses, throttle_time_ms=0)

@@ -87,10 +87,11 @@ class _Index:
         if self._fd is not None:
             os.ftruncate(self._fd, n * self.ENTRY.size)
 
-    def write_all(self) -> None:
+    def write_all(self, *, durable: bool = True) -> None:
         """Replace the file with the in-memory entries (after a rebuild)."""
         self.close()
-        atomic_write(self.path, b"".join(self._encode(k, v) for k, v in zip(self.keys, self.values, strict=True)))
+        atomic_write(self.path, b"".join(self._encode(k, v) for k, v in zip(self.keys, self.values, strict=True)),
+                     durable=durable)
         self.dirty = False
 
     def fsync_fd(self) -> int | None:

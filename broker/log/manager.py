@@ -25,7 +25,8 @@ from keystream.broker.log.config import (
     describe_config,
     validate_overrides,
 )
-from keystream.broker.log.partition import PartitionLog
+from keystream.broker.log.fileio import fsync_dir
+from keystream.broker.log.partition import METADATA_FILE, PartitionLog, partition_metadata
 from keystream.broker.log.topic_meta import META_DIR, TopicMeta, TopicMetaStore, collides, validate_topic_name
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,23 @@ class LogManager:
         self.topics[topic.name] = topic
         self._by_id[topic.topic_id] = topic
 
-    def _partition_dir(self, topic: Topic, index: int, *, fresh: bool = False) -> str:
-        """The directory holding `<name>-<index>`: where it already is, else the least-used log dir."""
+    def _partition_dir(self, topic: Topic, index: int, counts: dict[str, int] | None, *,
+                       fresh: bool = False) -> str:
+        """The directory holding `<name>-<index>`: where it already is, else the least-used log dir
+        (`counts`: partitions per log dir, from _dir_counts, updated here)."""
         leaf = f"{topic.name}-{index}"
         existing = [os.path.join(d, leaf) for d in self.log_dirs if os.path.isdir(os.path.join(d, leaf))]
         if existing and not fresh:
             return existing[0]
         for stale in existing:  # left behind by an interrupted delete of an older topic of that name
             self._remove_dir(stale)
+        if counts is None:
+            counts = self._dir_counts(topic)
+        parent = min(self.log_dirs, key=lambda d: counts[d])
+        counts[parent] += 1
+        return os.path.join(parent, leaf)
+
+    def _dir_counts(self, topic: Topic) -> dict[str, int]:
         counts = {d: 0 for d in self.log_dirs}
         topics = list(self.topics.values()) + ([topic] if topic.name not in self.topics else [])
         for t in topics:
@@ -97,13 +107,33 @@ class LogManager:
                 parent = os.path.dirname(p.dir)
                 if parent in counts:
                     counts[parent] += 1
-        return os.path.join(min(self.log_dirs, key=lambda d: counts[d]), leaf)
+        return counts
 
     def _open_partitions(self, topic: Topic, count: int, *, fresh: bool = False) -> None:
+        """Open partitions `len(topic.partitions)..count-1`; `fresh` ones are created empty.
+
+        A fresh partition's directory and files are made without an fsync each and made durable
+        together at the end (one fsync per new directory, then one per log dir). Nothing in a fresh
+        directory needs its contents synced: load() recreates a missing segment, index, checkpoint or
+        partition.metadata. 1,000 partitions: 7,002 fsyncs and 12,002 opens -> 1,003 and 6,003,
+        6.2 -> 2.0 s of CPU in-process on a busy 2-core VM (the rest is file creation in the kernel).
+        """
+        counts = self._dir_counts(topic) if fresh else None
+        made = []
         for i in range(len(topic.partitions), count):
+            path = self._partition_dir(topic, i, counts, fresh=fresh)
+            if fresh:
+                os.mkdir(path)
+                with open(os.path.join(path, METADATA_FILE), "wb") as f:  # a torn one is rewritten on open
+                    f.write(partition_metadata(topic.topic_id))
+                made.append(path)
             topic.partitions.append(PartitionLog(
-                self._partition_dir(topic, i, fresh=fresh), topic.name, i, topic.config, topic_id=topic.topic_id,
+                path, topic.name, i, topic.config, topic_id=topic.topic_id,
                 producer_id_expiration_ms=self.producer_id_expiration_ms))
+        for path in made:
+            fsync_dir(path)
+        for parent in {os.path.dirname(path) for path in made}:
+            fsync_dir(parent)
 
     @staticmethod
     def _remove_dir(path: str) -> None:
@@ -260,6 +290,7 @@ class LogManager:
                 p.expire_producers(now)
                 with p._lock:
                     if not p.closed and p.checkpoint_stale():  # an idle partition's file is already right
+                        self._snapshot_producers(p)
                         p.write_checkpoint(clean=False, durable=False)
             except Exception:  # one bad partition must not stop maintenance of the others
                 if p.closed:  # deleted (or the broker stopping) while this pass was working on it
@@ -267,6 +298,15 @@ class LogManager:
                 stats["errors"] += 1
                 log.exception("maintenance failed for %s-%d", p.topic, p.partition)
         return stats
+
+    @staticmethod
+    def _snapshot_producers(p: PartitionLog) -> None:
+        """Snapshot producer state at the log end (not fsynced: after a crash it is either intact or
+        unreadable and skipped), so an unclean start replays only the batches written after it rather
+        than everything since the last roll (5 GB of headers for 1,000 partitions in the restart bench)."""
+        if p.producer_state.snapshot_offset != p.log_end_offset:
+            p.producer_state.take_snapshot(p.log_end_offset, durable=False)
+            p.producer_state.prune()
 
     def flush_all(self) -> None:
         for p in self._all_partitions():

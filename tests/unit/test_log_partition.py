@@ -336,7 +336,7 @@ def test_clean_reopen_reads_only_the_tail(harness, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a clean start must not run CRC recovery")
 
-    monkeypatch.setattr("keystream.broker.log.partition.recover_segment", fail)
+    monkeypatch.setattr("keystream.broker.log.recovery.recover_segment", fail)
     log = harness.reopen()
     assert log.log_end_offset == 10 and len(read_all(log)) == 10
     assert produce(log, ["more"]).base_offset == 10
@@ -352,8 +352,8 @@ def test_unclean_start_checks_only_from_the_recovery_point(harness, monkeypatch)
         produce(log, [f"v{i}" * 10])
     checked = []
     real = recovery.recover_segment
-    monkeypatch.setattr("keystream.broker.log.partition.recover_segment",
-                        lambda seg, start: checked.append(seg.base_offset) or real(seg, start))
+    monkeypatch.setattr("keystream.broker.log.recovery.recover_segment",
+                        lambda seg, *a: checked.append(seg.base_offset) or real(seg, *a))
     log = harness.crash_and_reopen()
     assert checked == [9]  # offsets below the recovery point (9) were fsynced: only later data is checked
     assert log.log_end_offset == 12 and len(read_all(log)) == 12

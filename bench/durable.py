@@ -27,6 +27,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from bench.brokers import Broker
+from bench.crew import Crew
 from bench.meter import Meter
 from bench.payloads import pool
 
@@ -94,7 +95,7 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
     errors: list[str] = []
     unacked: list[int] = []  # per producer: records still unanswered GRACE_S after it stopped sending
     stop = threading.Event()
-    ready = threading.Barrier(producers + 1, timeout=30)
+    crew = Crew(producers, errors, lock, timeout=30)
     quota = [records // producers + (1 if i < records % producers else 0) for i in range(producers)]
 
     def worker(i: int) -> None:
@@ -109,13 +110,7 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
                 acked[i] += 1
 
         producer = Producer(broker.client_config(**{"acks": -1, "linger.ms": 0, "on_delivery": on_delivery}))
-        try:
-            producer.list_topics(topic=topic, timeout=10)  # connected, leaders known, before the clock
-            ready.wait()
-        except Exception as exc:
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
-            ready.abort()
+        if not crew.connect(producer, topic, 10):
             return
         sent = 0
         while not stop.is_set() and sent < quota[i]:
@@ -131,18 +126,10 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
             with lock:
                 unacked.append(left)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(producers)]
-    for t in threads:
-        t.start()
+    threads, failed = crew.start(worker, stop)
+    if failed:
+        return failed
     meter = Meter(broker)
-    try:
-        ready.wait()
-    except threading.BrokenBarrierError:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        return {"complete": False, "records": 0, "bytes": 0, "seconds": 0, "broker_cpu_s": 0,
-                "first_error": errors[0] if errors else "producers failed to start"}
     flushes0 = read_flushes(stat)
     meter.begin()
     deadline = time.monotonic() + seconds

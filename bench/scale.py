@@ -18,6 +18,7 @@ import threading
 from confluent_kafka import Producer
 
 from bench.brokers import Broker
+from bench.crew import Crew
 from bench.meter import Meter
 from bench.payloads import pool
 from bench.produce import producer_config
@@ -32,7 +33,7 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
     lock = threading.Lock()
     errors: list[str] = []
     unflushed = [0] * producers
-    ready = threading.Barrier(producers + 1, timeout=60)
+    crew = Crew(producers, errors, lock)
     go = threading.Event()
     quota = [records // producers + (1 if i < records % producers else 0) for i in range(producers)]
 
@@ -43,13 +44,7 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
 
     def worker(i: int) -> None:
         producer = Producer(producer_config(broker, 1, "none", on_error))
-        try:
-            producer.list_topics(topic=topic, timeout=20)  # connected, leaders known, before the clock
-            ready.wait()
-        except Exception as exc:
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
-            ready.abort()
+        if not crew.connect(producer, topic, 20):
             return
         go.wait()
         n_values, sent, offset, spread = len(values), 0, i * 7919, mode == "spread"
@@ -62,18 +57,10 @@ def run(broker: Broker, topic: str, producers: int, partitions: int, records: in
                 producer.poll(0.001)  # local queue full: let librdkafka drain it
         unflushed[i] = producer.flush(timeout)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(producers)]
-    for t in threads:
-        t.start()
+    threads, failed = crew.start(worker, go)
+    if failed:
+        return failed
     meter = Meter(broker)
-    try:
-        ready.wait()
-    except threading.BrokenBarrierError:
-        go.set()
-        for t in threads:
-            t.join(10)
-        return {"complete": False, "records": 0, "bytes": 0, "seconds": 0, "broker_cpu_s": 0,
-                "first_error": errors[0] if errors else "producers failed to connect"}
     meter.begin()
     go.set()
     for t in threads:

@@ -47,14 +47,6 @@ class Harness:
         return sorted(f for f in os.listdir(self.path) if f.endswith(suffix))
 
 
-@pytest.fixture
-def harness(tmp_path):
-    h = Harness(tmp_path)
-    yield h
-    if h.log is not None and not h.log.closed:
-        h.log.close()
-
-
 def produce(log, values, *, ts=T0, key=None, codec=0, pid=-1, epoch=-1, seq=-1, now=None):
     """Append one batch of `values` (str or bytes, or None for tombstones); returns the AppendResult."""
     recs = []

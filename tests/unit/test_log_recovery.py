@@ -10,20 +10,10 @@ import json
 import os
 import time
 
-import pytest
-
 from keystream.broker import records as R
 from keystream.broker.log import LogManager
 from keystream.broker.log.partition import CHECKPOINT_FILE, METADATA_FILE
-from tests.unit.test_log_partition import T0, Harness, produce, read_all
-
-
-@pytest.fixture
-def harness(tmp_path):
-    h = Harness(tmp_path)
-    yield h
-    if h.log is not None and not h.log.closed:
-        h.log.close()
+from tests.unit.test_log_partition import T0, produce, read_all
 
 
 def zero(path: str, start: int, end: int) -> None:

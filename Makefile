@@ -7,7 +7,9 @@ PYTEST_ARGS ?=
 
 .PHONY: up test test-deps lint gen bench
 
+# python-ldap and gssapi build from source: .ci/system-deps installs their headers when missing.
 up:
+	.ci/system-deps build
 	PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e .
 	$(PYTHON) -m keystream up
 
@@ -17,11 +19,9 @@ test: test-deps
 	$(PYTHON) -m pytest -q --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
 test-deps:
-	@$(PYTHON) -c "import keystream.broker, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy" 2>/dev/null \
+	@.ci/system-deps test
+	@$(PYTHON) -c "import keystream.broker, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy, ldap, gssapi" 2>/dev/null \
 		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e '.[test]'
-	@{ command -v kcat && command -v testssl; } >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y kcat testssl.sh; }
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -18,6 +18,7 @@ from keystream.cli_certs import certs
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
 from keystream.cli_topic import topic
+from keystream.cli_user import user
 from keystream.config import Config, ConfigError, load_config
 from keystream.devsetup import connect_help, write_dev_files
 
@@ -109,6 +110,7 @@ cli.add_command(acl)
 cli.add_command(certs)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(user)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import ssl
+from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
@@ -143,13 +144,31 @@ def has_client_auth_eku(cert_der: bytes) -> bool:
 
 
 class TlsContexts:
-    """The current server context plus what it was built from, rebuilt when the files change."""
+    """The current server contexts plus what they were built from, rebuilt when the files change.
 
-    def __init__(self, config: Mapping[str, Any]):
+    `client_auths` maps listener names to their ssl.client.auth (SASL_SSL listeners need no client
+    certificate by default); one context is built per distinct value."""
+
+    def __init__(self, config: Mapping[str, Any], client_auths: Mapping[str, str] | None = None):
         self.config = config
+        self.client_auths = dict(client_auths or {})
         self._stamp = self._files_stamp()
-        self.current = build_server_context(config)
+        self._contexts = self._build()
         self._task: asyncio.Task | None = None
+
+    def _build(self) -> dict[str | None, ssl.SSLContext]:
+        modes = set(self.client_auths.values()) or {None}
+        return {mode: build_server_context(self.config if mode is None else
+                                           ChainMap({"ssl.client.auth": mode}, self.config)) for mode in modes}
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        """The context of a broker whose TLS listeners all share one ssl.client.auth (any one otherwise)."""
+        return next(iter(self._contexts.values()))
+
+    def context(self, listener: str) -> ssl.SSLContext:
+        """The current context for new connections on `listener`."""
+        return self._contexts[self.client_auths.get(listener)]
 
     def _files_stamp(self) -> tuple:
         stamp = []
@@ -166,11 +185,11 @@ class TlsContexts:
         """Builds a fresh context for new connections; on failure keeps the old one and logs why."""
         self._stamp = self._files_stamp()
         try:
-            ctx = build_server_context(self.config)
+            contexts = self._build()
         except ConfigError as exc:
             log.error("TLS reload (%s) failed, keeping the previous certificates: %s", reason, exc)
             return False
-        self.current = ctx
+        self._contexts = contexts
         log.info("TLS reloaded (%s): new connections use the new certificate, CA bundle and CRL", reason)
         return True
 

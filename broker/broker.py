@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from keystream.auth.acl import Authorizer
+from keystream.auth.scram_store import ScramStore
 from keystream.broker.group_commit import GroupCommits
 from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
@@ -44,6 +45,8 @@ class Broker:
         advertised = config.advertised_listeners[0]
         self.advertised_host = advertised.host or "127.0.0.1"
         self.advertised_port = advertised.port
+        # Clients are told the address of the listener they came in on, as Kafka does.
+        self.endpoints = {lst.name: (lst.host or "127.0.0.1", lst.port) for lst in config.advertised_listeners}
         log_dirs = config["log.dirs"]
         self.cluster_id = _load_meta(Path(log_dirs[0]), self.node_id)
         self.logs = LogManager(log_dirs, config)
@@ -52,6 +55,7 @@ class Broker:
         self.producer_ids = ProducerIdManager(Path(log_dirs[0]))
         self.metadata = MetadataLog(self.logs)  # ACLs now; SCRAM users and tenants later
         self.authorizer = Authorizer(config, self.metadata)
+        self.scram = ScramStore(self.metadata)
         self.group_commits = GroupCommits()
         self._waiters: dict[tuple[str, int], set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
@@ -63,6 +67,7 @@ class Broker:
         self.logs.load()
         self.metadata.open()
         self.authorizer.load()
+        self.scram.load()
         await self.groups.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._maintain()), loop.create_task(self._flush_periodically())]
@@ -77,6 +82,10 @@ class Broker:
         await self.groups.stop()
         self.metadata.close()
         self.logs.close()
+
+    def endpoint(self, listener: str) -> tuple[str, int]:
+        """(host, port) advertised for `listener` (the first advertised listener for an unknown name)."""
+        return self.endpoints.get(listener, (self.advertised_host, self.advertised_port))
 
     # -- parked fetches ------------------------------------------------------------------------
     def data_waiter(self, partitions) -> asyncio.Future:

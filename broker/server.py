@@ -22,15 +22,19 @@ import time
 from collections import Counter, deque
 
 from keystream.auth.principal import ANONYMOUS, Principal, Session
+from keystream.auth.sasl.registry import SaslRegistry
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
+from keystream.auth.static_groups import parse_static_groups
 from keystream.auth.tls import TlsContexts, has_client_auth_eku
 from keystream.broker.broker import Broker
 from keystream.broker.context import RequestContext
 from keystream.broker.errors import ErrorCode
 from keystream.broker.handlers import HANDLERS
-from keystream.broker.protocol.codec import DecodeError, Writer, p_i32
+from keystream.broker.protocol.codec import DecodeError
+from keystream.broker.protocol.framing import frame_response as _frame
 from keystream.broker.protocol.messages.api_versions_response import ApiVersion, ApiVersionsResponse
 from keystream.broker.protocol.messages.request_header import RequestHeader
+from keystream.broker.sasl_session import READY, SaslSession
 from keystream.configdef import ConfigError
 
 log = logging.getLogger("keystream.server")
@@ -77,6 +81,7 @@ class Connection(asyncio.BufferedProtocol):
         self._can_write.set()
         self._reading_paused = False
         self._task: asyncio.Task | None = None
+        self.sasl: SaslSession | None = None  # on SASL listeners: the authentication state
         self.busy = False
         self.last_active = time.monotonic()
 
@@ -96,9 +101,15 @@ class Connection(asyncio.BufferedProtocol):
                 log_refused(self.client_host, name, str(exc))
                 transport.abort()
                 return
-            log.info("authenticated %s on listener %s (%s, %s) as %s", self.client_host, name,
-                     ssl_object.version(), (ssl_object.cipher() or ("?",))[0], principal)
-        self.session = Session(principal, self.client_host, listener=name, security_protocol=protocol)
+            if protocol == "SSL":
+                log.info("authenticated %s on listener %s (%s, %s) as %s", self.client_host, name,
+                         ssl_object.version(), (ssl_object.cipher() or ("?",))[0], principal)
+        if protocol.startswith("SASL_"):  # the principal comes from SASL, whatever the certificate says
+            self.session = Session(ANONYMOUS, self.client_host, listener=name, security_protocol=protocol)
+            self.sasl = SaslSession(self, self.server.sasl, self.server.static_groups, self.broker.config)
+        else:
+            self.session = Session(principal, self.client_host, listener=name, security_protocol=protocol,
+                                   groups=self.server.static_groups.get(principal, ()))
         refusal = self.server.admit(self)
         if refusal:
             log.warning("connection from %s refused: %s reached", self.client_host, refusal)
@@ -149,7 +160,7 @@ class Connection(asyncio.BufferedProtocol):
         while end - pos >= 4:
             (size,) = _SIZE.unpack_from(buf, pos)
             if size < 0 or size > self.max_request:
-                self._refuse_frame(size, buf[pos:pos + 2])
+                self._refuse_frame(size, buf[pos:min(end, pos + 12)])
                 return
             if end - pos - 4 >= size:
                 self._enqueue(buf[pos + 4:pos + 4 + size])
@@ -184,6 +195,11 @@ class Connection(asyncio.BufferedProtocol):
         if first[0] == 0x16 and first[1] == 3:
             log.warning("closing connection from %s: TLS handshake on %s listener %s",
                         self.client_host, self.session.security_protocol, self.session.listener)
+        elif self.sasl is not None and self.sasl.state is not READY:
+            self._rlen = 0
+            self.transport.pause_reading()
+            self.sasl.refuse_oversize(size, first[4:])
+            return
         else:
             log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
                         self.client_host, size, self.max_request)
@@ -230,6 +246,8 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _dispatch(self, frame: bytearray):
         """Returns response buffers, None for no response (acks=0), or False to close."""
+        if self.sasl is not None and self.sasl.wants(frame):
+            return await self.sasl.handle(frame)
         buf = memoryview(frame)
         if len(buf) < 8:
             log.warning("closing connection from %s: %d-byte request is shorter than a header",
@@ -277,19 +295,6 @@ def _why(exc: BaseException) -> str:
     return f"{reason} ({type(exc).__name__})"
 
 
-def _frame(response, version: int, correlation_id: int, tagged_header: bool) -> list:
-    """Encodes size + response header + body; the size is patched in once the body is known."""
-    w = Writer()
-    w.buf += p_i32(0)
-    w.buf += p_i32(correlation_id)
-    if tagged_header:
-        w.buf.append(0)
-    response.encode(w, version)
-    buffers = w.getbuffers()
-    buffers[0][0:4] = p_i32(sum(map(len, buffers)) - 4)
-    return buffers
-
-
 def _unsupported_api_versions(correlation_id: int) -> list:
     """KIP-511: answer an ApiVersions version we do not know in v0 form, with our ranges."""
     keys = [ApiVersion(k, h.min_version, h.max_version) for k, h in sorted(HANDLERS.items())]
@@ -308,9 +313,13 @@ class Server:
         self._idle_task: asyncio.Task | None = None
         self.tls: TlsContexts | None = None
         self.principal_mapper: SslPrincipalMapper | None = None
-        if any(lst.security_protocol in ("SSL", "SASL_SSL") for lst in broker.config.listeners):
+        self.static_groups = parse_static_groups(broker.config["principal.groups"])
+        tls_listeners = [lst for lst in broker.config.listeners if lst.security_protocol in ("SSL", "SASL_SSL")]
+        if tls_listeners:
             self.principal_mapper = SslPrincipalMapper(broker.config["ssl.principal.mapping.rules"])
-            self.tls = TlsContexts(broker.config)
+            self.tls = TlsContexts(broker.config, {lst.name: client_auth(broker.config, lst) for lst in tls_listeners})
+        has_sasl = any(lst.security_protocol.startswith("SASL_") for lst in broker.config.listeners)
+        self.sasl = SaslRegistry(broker.config, broker) if has_sasl else None
 
     def principal_of(self, ssl_object) -> Principal:
         """User:<mapped subject DN> for a client certificate; User:ANONYMOUS without one."""
@@ -389,6 +398,16 @@ class Server:
             await asyncio.sleep(0.01)
         for conn in list(self.connections):
             conn.close()
+        if self.sasl is not None:
+            self.sasl.close()
+
+
+def client_auth(config, listener) -> str:
+    """ssl.client.auth of a TLS listener: SASL_SSL ignores the broker-wide value (KIP-684) and asks
+    for no certificate unless its own `listener.name.<name>.ssl.client.auth` says otherwise."""
+    if listener.security_protocol == "SASL_SSL":
+        return config.listener_override(listener.name, "ssl.client.auth", "none")
+    return config.for_listener(listener.name, "ssl.client.auth")
 
 
 class _TlsListener:
@@ -434,7 +453,8 @@ class _TlsListener:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.handshaking += 1
         try:
-            await loop.connect_accepted_socket(lambda: Connection(self.server, self.listener), sock, ssl=tls.current,
+            await loop.connect_accepted_socket(lambda: Connection(self.server, self.listener), sock,
+                                               ssl=tls.context(self.listener.name),
                                                ssl_handshake_timeout=timeout_ms / 1000)
         except asyncio.CancelledError:
             sock.close()

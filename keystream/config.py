@@ -25,6 +25,7 @@ __all__ = ["BROKER_SCHEMA", "DEFAULT_LOG_DIR", "Config", "ConfigError", "ENV_PRE
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "KEYSTREAM_"
+LISTENER_PREFIX = "listener.name."
 
 
 def _index(schema: tuple[Prop, ...]) -> dict[str, Prop]:
@@ -50,6 +51,12 @@ class Config(Mapping[str, Any]):
         by_name = _index(schema)
         given = _canonical(raw or {}, by_name)
         values = {prop.name: prop.parse(given.get(prop.name, prop.default)) for prop in schema}
+        # Kafka's listener-prefixed overrides, by (LISTENER NAME, property name).
+        self._per_listener: dict[tuple[str, str], Any] = {}
+        for name, value in given.items():
+            if name not in values:
+                listener, prop = _listener_prop(name, by_name)
+                self._per_listener[(listener.upper(), prop.name)] = prop.parse(value)
         self._schema = schema
         self._explicit = frozenset(given)
         self._values = MappingProxyType(values)
@@ -78,7 +85,38 @@ class Config(Mapping[str, Any]):
                 f"Invalid value {high} for configuration group.max.session.timeout.ms: must be at least"
                 f" group.min.session.timeout.ms ({low})"
             )
+        names = {lst.name for lst in self.listeners}
+        for listener, prop in self._per_listener:
+            if names and listener not in names:
+                raise ConfigError(f"Invalid configuration {LISTENER_PREFIX}{listener.lower()}.{prop}: there is no"
+                                  f" listener {listener} in listeners")
         self._values = MappingProxyType(values)
+        for lst in self.listeners:
+            if lst.security_protocol.startswith("SASL_"):
+                self._check_sasl_listener(lst)
+
+    def _check_sasl_listener(self, lst: Listener) -> None:
+        """A SASL listener offers at least one mechanism, and PLAIN only under TLS unless allowed."""
+        prop = "sasl.enabled.mechanisms"
+        if (lst.name, prop) in self._per_listener:
+            prop = f"{LISTENER_PREFIX}{lst.name.lower()}.{prop}"
+        mechanisms = self.for_listener(lst.name, "sasl.enabled.mechanisms")
+        if not mechanisms:
+            raise ConfigError(f"Invalid value '' for configuration {prop}: SASL listener {lst.name} needs a mechanism")
+        if ("PLAIN" in mechanisms and lst.security_protocol == "SASL_PLAINTEXT"
+                and not self.for_listener(lst.name, "sasl.mechanism.plain.allow.insecure")):
+            raise ConfigError(
+                f"Invalid value '{','.join(mechanisms)}' for configuration {prop}: PLAIN on the SASL_PLAINTEXT listener"
+                f" {lst.name} would send passwords in clear; use SASL_SSL or set sasl.mechanism.plain.allow.insecure=true")
+
+    def for_listener(self, listener: str, name: str) -> Any:
+        """The value of a per-listener property on `listener`: its `listener.name.<listener>.<name>`
+        override if set, else the broker-wide value."""
+        return self._per_listener.get((listener.upper(), name), self._values[name])
+
+    def listener_override(self, listener: str, name: str, default: Any = None) -> Any:
+        """Only the `listener.name.<listener>.<name>` override (`default` when not set)."""
+        return self._per_listener.get((listener.upper(), name), default)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -119,7 +157,10 @@ class Config(Mapping[str, Any]):
 
     def describe(self) -> list[str]:
         """`name=value` lines for start-up logs and `serve --check`; passwords stay hidden."""
-        return [f"{name}={format_value(value)}" for name, value in self._values.items()]
+        lines = [f"{name}={format_value(value)}" for name, value in self._values.items()]
+        lines += [f"{LISTENER_PREFIX}{listener.lower()}.{name}={format_value(value)}"
+                  for (listener, name), value in self._per_listener.items()]
+        return lines
 
 
 def _effective_ms(values: Mapping[str, Any], prefix: str) -> int:
@@ -139,7 +180,9 @@ def _canonical(raw: Mapping[str, Any], by_name: dict[str, Prop]) -> dict[str, An
     for name, value in raw.items():
         prop = by_name.get(name)
         if prop is None:
-            raise ConfigError(_unknown(name, by_name))
+            listener, prop = _listener_prop(name, by_name)
+            out[f"{LISTENER_PREFIX}{listener.lower()}.{prop.name}"] = value
+            continue
         if prop.name in out and prop.parse(out[prop.name]) != prop.parse(value):
             raise ConfigError(
                 f"Conflicting values for configuration {prop.name}: {origin[prop.name]}={out[prop.name]!r}"
@@ -147,6 +190,17 @@ def _canonical(raw: Mapping[str, Any], by_name: dict[str, Prop]) -> dict[str, An
             )
         out[prop.name], origin[prop.name] = value, name
     return out
+
+
+def _listener_prop(name: str, by_name: Mapping[str, Prop]) -> tuple[str, Prop]:
+    """`listener.name.<listener>.<prop>` → (listener, Prop) for a per-listener prop, else ConfigError."""
+    listener, dot, rest = name.removeprefix(LISTENER_PREFIX).partition(".")
+    prop = by_name.get(rest) if name.startswith(LISTENER_PREFIX) and dot and listener else None
+    if prop is None:
+        raise ConfigError(_unknown(name, by_name))
+    if not prop.per_listener:
+        raise ConfigError(f"Invalid configuration {name}: {prop.name} cannot be set per listener")
+    return listener, prop
 
 
 def _unknown(name: str, by_name: Mapping[str, Prop]) -> str:
@@ -157,12 +211,20 @@ def _unknown(name: str, by_name: Mapping[str, Prop]) -> str:
 
 def _from_env(environ: Mapping[str, str], by_name: dict[str, Prop]) -> dict[str, str]:
     names = {env_name(name): name for name in by_name}
+    # KEYSTREAM_LISTENER_NAME_<LISTENER>_<PROP> for per-listener props (listener names may hold "_").
+    per_listener = {env_name(p.name)[len(ENV_PREFIX):]: p.name for p in by_name.values() if p.per_listener}
+    listener_env = env_name(LISTENER_PREFIX)
     found: dict[str, str] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
+        suffix = next((s for s in per_listener if key.startswith(listener_env) and key.endswith("_" + s)
+                       and len(key) > len(listener_env) + len(s) + 1), None)
         if key in names:
             found[names[key]] = value
+        elif suffix is not None:
+            listener = key[len(listener_env):-len(suffix) - 1].lower()
+            found[f"{LISTENER_PREFIX}{listener}.{per_listener[suffix]}"] = value
         else:
             log.warning("ignoring environment variable %s: no such broker property", key)
     return found

@@ -34,6 +34,7 @@ def render_table() -> str:
     ]
     for prop in BROKER_SCHEMA:
         name = f"`{prop.name}`" + "".join(f" (alias `{alias}`)" for alias in prop.aliases)
+        name += " (per listener)" if prop.per_listener else ""
         valid = prop.validator.doc if prop.validator else ""
         doc = prop.doc.replace("|", "\\|")
         rows.append(f"| {name} | {prop.type} | `{_default(prop)}` | {valid} | {doc} |")

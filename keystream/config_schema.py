@@ -7,7 +7,9 @@ from this list (`python -m keystream.config_docs`).
 
 from __future__ import annotations
 
-from keystream.configdef import INT_MAX, LONG_MAX, Prop, at_least, between, one_of
+from keystream.auth.kerberos_rules import VALIDATOR as KERBEROS_RULES
+from keystream.auth.static_groups import STATIC_GROUPS
+from keystream.configdef import INT_MAX, LONG_MAX, Prop, at_least, between, non_empty, one_of
 from keystream.listeners import DEFAULT_PROTOCOL_MAP
 
 DEFAULT_LOG_DIR = "./.keystream/data"
@@ -32,8 +34,8 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
     Prop("ssl.truststore.type", "string", "PEM", "Format of `ssl.truststore.location`; Keystream reads PEM.", one_of("PEM")),
     Prop("ssl.truststore.location", "string", None, "PEM bundle of the CAs whose client certificates are trusted."),
     Prop("ssl.client.auth", "string", "required",
-         "Client certificates: required, requested or none (Kafka's default is none; Keystream's is required).",
-         one_of("required", "requested", "none")),
+         "Client certificates on SSL listeners: required, requested or none (Kafka's default is none; Keystream's is required). SASL_SSL listeners ignore it and need none unless `listener.name.<name>.ssl.client.auth` says otherwise (KIP-684).",
+         one_of("required", "requested", "none"), per_listener=True),
     Prop("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3",
          "TLS versions offered; nothing older than TLSv1.2 can be enabled.", one_of("TLSv1.2", "TLSv1.3")),
     Prop("ssl.protocol", "string", "TLSv1.3", "Kafka's preferred-protocol setting; `ssl.enabled.protocols` decides.",
@@ -52,6 +54,31 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
          "Semicolon-separated principals allowed everything, e.g. `User:admin;User:CN=broker-0`."),
     Prop("allow.everyone.if.no.acl.found", "bool", False,
          "Allow an operation on a resource that has no ACL at all (Kafka's default, false, is kept)."),
+    Prop("principal.groups", "string", None, "Static groups for principals without directory groups (mTLS, SCRAM, Kerberos), e.g. `devs=User:alice|User:bob;ops=User:CN=carol`; ACLs and `super.users` may name `Group:devs` (Keystream).", STATIC_GROUPS),
+    # --- SASL framework (issue 6): SaslHandshake/SaslAuthenticate on SASL_PLAINTEXT and SASL_SSL listeners
+    Prop("sasl.enabled.mechanisms", "list", "SCRAM-SHA-256,SCRAM-SHA-512", "Mechanisms a SASL listener offers (Kafka's default is GSSAPI; Keystream's are the SCRAM ones, which need no directory or KDC).", one_of("GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), per_listener=True),
+    Prop("sasl.mechanism.plain.allow.insecure", "bool", False, "Allow PLAIN on a SASL_PLAINTEXT listener, where the password crosses the network in clear; without it such a listener fails start-up (Keystream).", per_listener=True),
+    Prop("connection.failed.authentication.delay.ms", "int", 100, "Delay before a failed authentication is answered and its connection closed, slowing password guessing (other connections are not delayed).", at_least(0)),
+    Prop("connections.max.reauth.ms", "long", 0, "KIP-368: a SASL session lasts at most this long, then the client must re-authenticate on the same connection or be disconnected; 0 = no limit.", at_least(0), per_listener=True),
+    Prop("sasl.server.max.receive.size", "int", 524288, "Largest frame read from a client that has not authenticated yet.", at_least(1)),
+    # --- SASL/PLAIN checked against LDAP (issue 6): search-then-bind over TLS, groups as Group:<name>
+    Prop("ldap.url", "string", None, "Directory for SASL/PLAIN: `ldaps://host:port`, or `ldap://host:port`, which always uses StartTLS (plain LDAP is never used)."),
+    Prop("ldap.bind.dn", "string", None, "DN the broker binds as to search for users and groups; unset searches anonymously."),
+    Prop("ldap.bind.password.file", "string", None, "File holding the password of `ldap.bind.dn` (one line, read at start-up)."),
+    Prop("ldap.user.search.base", "string", None, "Base DN searched (whole subtree) for the entry whose `ldap.user.name.attribute` equals the SASL user name; exactly one must match."),
+    Prop("ldap.user.name.attribute", "string", "uid", "Attribute holding the user name; its value as stored in the directory names the principal `User:<value>`."),
+    Prop("ldap.group.search.base", "string", None, "Base DN searched (whole subtree) for the user's groups; unset means no LDAP groups."),
+    Prop("ldap.group.name.attribute", "string", "cn", "Attribute of a group entry that names the principal `Group:<value>` ACLs may use."),
+    Prop("ldap.group.member.attribute", "list", "member", "Group attributes listing members: `memberUid` holds user names (posixGroup), any other (`member`, `uniqueMember`) holds user DNs; e.g. `member,memberUid`.", non_empty()),
+    Prop("ldap.tls.ca.location", "string", None, "PEM file of the CAs trusted for the directory's certificate (verified, host name included); unset uses the system's CAs."),
+    Prop("ldap.timeout.ms", "long", 5000, "Bound on one login against the directory (connect, StartTLS, each operation, and the whole); past it the login fails.", at_least(1)),
+    Prop("ldap.cache.ttl.ms", "long", 60000, "How long a successful login (user, salted slow hash of the password, groups) is reused without asking the directory; 0 disables. Failures are never cached.", at_least(0)),
+    Prop("ldap.cache.max.entries", "int", 10000, "Most users kept in that cache (least recently used are dropped first).", at_least(0)),
+    # --- SASL/GSSAPI (issue 6): Kerberos tickets checked against the broker's service keytab
+    Prop("sasl.kerberos.service.name", "string", "kafka", "Kerberos service name of the broker; clients ask for tickets to `<service.name>/<broker host>` (Kafka has no default).", non_empty()),
+    Prop("sasl.kerberos.keytab", "string", None, "Keytab holding the broker's service key (Keystream; Kafka names it in JAAS); unset uses `KRB5_KTNAME`, else krb5's default keytab."),
+    Prop("sasl.kerberos.principal", "string", None, "Service principal whose tickets are accepted (Keystream; Kafka's JAAS `principal`); unset is `<service.name>/<host of the first advertised SASL listener>` in the default realm."),
+    Prop("sasl.kerberos.principal.to.local.rules", "string", "DEFAULT", "Rules, separated by commas or newlines, mapping a client's Kerberos name to the user of `User:<name>`; the first that applies wins, none refuses the login. `DEFAULT` maps `alice@<default realm>` and `alice/host@<default realm>` to `alice`.", KERBEROS_RULES),
     # --- storage
     Prop("log.dirs", "list", None, "Directories where partition logs are stored; defaults to `log.dir`."),
     Prop("log.dir", "string", DEFAULT_LOG_DIR,

@@ -87,7 +87,9 @@ def non_empty() -> Validator:
 
 @dataclass(frozen=True)
 class Prop:
-    """One property: Kafka name, type, default (None = no value), validator, one-line doc."""
+    """One property: Kafka name, type, default (None = no value), validator, one-line doc.
+
+    `per_listener` props may also be set for one listener as `listener.name.<listener>.<name>`."""
 
     name: str
     type: str
@@ -95,6 +97,7 @@ class Prop:
     doc: str
     validator: Validator | None = None
     aliases: tuple[str, ...] = ()
+    per_listener: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:

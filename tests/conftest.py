@@ -11,6 +11,10 @@
   `plaintext` and `mtls` (an SSL listener requiring client certificates, `broker.tls` set). Reach
   them with the tests.fixtures.clients helpers given the broker (`create_topic(broker, ...)`,
   `client_conf(broker)`, `kcat_args(broker)`, `wire(broker)`...) and the same test body runs over both.
+- `slapd`: a real OpenLDAP server per test module (tests/fixtures/slapd.py: TLS, users and groups);
+  `private_slapd`: one for a single test, which may stop, pause or restart it.
+- `kdc`: a real MIT Kerberos KDC for the whole session (tests/fixtures/kdc.py: realm KEYSTREAM.TEST,
+  service kafka/localhost, users alice and bob with keytabs); it exports KRB5_CONFIG.
 
 When a test fails, the tail of every running broker's log is attached to its report.
 
@@ -33,6 +37,9 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from tests.fixtures.broker import LIVE, BrokerProcess, TansuProcess  # noqa: E402
+from tests.fixtures.kdc import Kdc  # noqa: E402
+from tests.fixtures.slapd import LIVE as SLAPD_LIVE  # noqa: E402
+from tests.fixtures.slapd import Slapd  # noqa: E402
 
 settings.register_profile(
     "keystream",
@@ -82,6 +89,8 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for b in list(LIVE):
             report.sections.append((f"{b.kind} log {b.bootstrap} ({b.log_path})", b.tail_log(150)))
+        for d in list(SLAPD_LIVE):
+            report.sections.append((f"slapd log {d.url} ({d.log_path})", d.tail_log(150)))
     return report
 
 
@@ -136,6 +145,33 @@ def module_broker_factory(tmp_path_factory):
 def shared_broker(module_broker_factory) -> BrokerProcess:
     """One broker for the whole test module (use unique topic and group names)."""
     return module_broker_factory()
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory) -> Slapd:
+    """A real slapd shared by the module's tests; they must leave it running."""
+    server = Slapd(tmp_path_factory.mktemp("slapd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_slapd(tmp_path) -> Slapd:
+    """A real slapd for one test, which may stop, pause and restart it."""
+    server = Slapd(tmp_path / "slapd")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kdc(tmp_path_factory) -> Kdc:
+    """One KDC per session: its environment (KRB5_CONFIG...) is process-wide, so one realm at a time."""
+    server = Kdc(tmp_path_factory.mktemp("kdc"))
+    server.start()
+    yield server
+    server.stop()
 
 
 # The mTLS variant needs Keystream's SSL listener (the peer broker has none).

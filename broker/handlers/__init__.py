@@ -12,6 +12,8 @@ from keystream.broker.handlers import (  # noqa: F401
     offsets,
     produce,
     producers,
+    sasl,
+    scram,
     topics,
 )
 from keystream.broker.handlers.registry import HANDLERS

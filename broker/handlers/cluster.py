@@ -49,7 +49,7 @@ async def describe_cluster(ctx, req: DescribeClusterRequest) -> DescribeClusterR
         endpoint_type=BROKER_ENDPOINTS,
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
-        brokers=[DescribeClusterBroker(broker.node_id, broker.advertised_host, broker.advertised_port, None)],
+        brokers=[DescribeClusterBroker(broker.node_id, *broker.endpoint(ctx.session.listener), None)],
         cluster_authorized_operations=cluster_operations(ctx) if req.include_cluster_authorized_operations
         else OPS_NOT_REQUESTED,
     )

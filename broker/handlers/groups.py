@@ -77,7 +77,7 @@ def _coordinator(ctx, key_type: int, key: str) -> tuple[ErrorCode, str | None, i
     if key_type == KEY_TYPE_GROUP:
         if not broker.groups.started:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, "The group coordinator is not available.", -1, "", -1
-        return ErrorCode.NONE, None, broker.node_id, broker.advertised_host, broker.advertised_port
+        return ErrorCode.NONE, None, broker.node_id, *broker.endpoint(ctx.session.listener)
     if key_type == KEY_TYPE_TRANSACTION:
         return (ErrorCode.COORDINATOR_NOT_AVAILABLE, "Transactions are not supported yet by this broker.",
                 -1, "", -1)

@@ -100,7 +100,7 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
         cluster_ops = cluster_operations(ctx)
     return MetadataResponse(
         throttle_time_ms=0,
-        brokers=[MetadataResponseBroker(broker.node_id, broker.advertised_host, broker.advertised_port, None)],
+        brokers=[MetadataResponseBroker(broker.node_id, *broker.endpoint(ctx.session.listener), None)],
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
         topics=topics,

@@ -81,6 +81,7 @@ class Node:
         self.groups = GroupCoordinator(self.logs, {**self.broker_config, **self.group_config})
         # Authorization is always on: the harness's ANONYMOUS caller is a super user.
         self.broker = SimpleNamespace(node_id=1, advertised_host="broker.test", advertised_port=9092,
+                                      endpoint=lambda listener: ("broker.test", 9092),
                                       logs=self.logs, groups=self.groups, config=self.broker_config,
                                       authorizer=Authorizer({"super.users": "User:ANONYMOUS"}, None))
         await self.groups.start()

@@ -3,6 +3,8 @@
 
 from .alter_configs_request import AlterConfigsRequest
 from .alter_configs_response import AlterConfigsResponse
+from .alter_user_scram_credentials_request import AlterUserScramCredentialsRequest
+from .alter_user_scram_credentials_response import AlterUserScramCredentialsResponse
 from .api_versions_request import ApiVersionsRequest
 from .api_versions_response import ApiVersionsResponse
 from .create_acls_request import CreateAclsRequest
@@ -27,6 +29,8 @@ from .describe_configs_request import DescribeConfigsRequest
 from .describe_configs_response import DescribeConfigsResponse
 from .describe_groups_request import DescribeGroupsRequest
 from .describe_groups_response import DescribeGroupsResponse
+from .describe_user_scram_credentials_request import DescribeUserScramCredentialsRequest
+from .describe_user_scram_credentials_response import DescribeUserScramCredentialsResponse
 from .fetch_request import FetchRequest
 from .fetch_response import FetchResponse
 from .find_coordinator_request import FindCoordinatorRequest
@@ -59,9 +63,13 @@ from .produce_request import ProduceRequest
 from .produce_response import ProduceResponse
 from .request_header import RequestHeader
 from .response_header import ResponseHeader
+from .sasl_authenticate_request import SaslAuthenticateRequest
+from .sasl_authenticate_response import SaslAuthenticateResponse
+from .sasl_handshake_request import SaslHandshakeRequest
+from .sasl_handshake_response import SaslHandshakeResponse
 from .sync_group_request import SyncGroupRequest
 from .sync_group_response import SyncGroupResponse
 
-REQUESTS = {33: AlterConfigsRequest, 18: ApiVersionsRequest, 30: CreateAclsRequest, 37: CreatePartitionsRequest, 19: CreateTopicsRequest, 31: DeleteAclsRequest, 42: DeleteGroupsRequest, 21: DeleteRecordsRequest, 20: DeleteTopicsRequest, 29: DescribeAclsRequest, 60: DescribeClusterRequest, 32: DescribeConfigsRequest, 15: DescribeGroupsRequest, 1: FetchRequest, 10: FindCoordinatorRequest, 12: HeartbeatRequest, 44: IncrementalAlterConfigsRequest, 22: InitProducerIdRequest, 11: JoinGroupRequest, 13: LeaveGroupRequest, 16: ListGroupsRequest, 2: ListOffsetsRequest, 3: MetadataRequest, 8: OffsetCommitRequest, 47: OffsetDeleteRequest, 9: OffsetFetchRequest, 23: OffsetForLeaderEpochRequest, 0: ProduceRequest, 14: SyncGroupRequest}
+REQUESTS = {33: AlterConfigsRequest, 51: AlterUserScramCredentialsRequest, 18: ApiVersionsRequest, 30: CreateAclsRequest, 37: CreatePartitionsRequest, 19: CreateTopicsRequest, 31: DeleteAclsRequest, 42: DeleteGroupsRequest, 21: DeleteRecordsRequest, 20: DeleteTopicsRequest, 29: DescribeAclsRequest, 60: DescribeClusterRequest, 32: DescribeConfigsRequest, 15: DescribeGroupsRequest, 50: DescribeUserScramCredentialsRequest, 1: FetchRequest, 10: FindCoordinatorRequest, 12: HeartbeatRequest, 44: IncrementalAlterConfigsRequest, 22: InitProducerIdRequest, 11: JoinGroupRequest, 13: LeaveGroupRequest, 16: ListGroupsRequest, 2: ListOffsetsRequest, 3: MetadataRequest, 8: OffsetCommitRequest, 47: OffsetDeleteRequest, 9: OffsetFetchRequest, 23: OffsetForLeaderEpochRequest, 0: ProduceRequest, 36: SaslAuthenticateRequest, 17: SaslHandshakeRequest, 14: SyncGroupRequest}
 
-RESPONSES = {33: AlterConfigsResponse, 18: ApiVersionsResponse, 30: CreateAclsResponse, 37: CreatePartitionsResponse, 19: CreateTopicsResponse, 31: DeleteAclsResponse, 42: DeleteGroupsResponse, 21: DeleteRecordsResponse, 20: DeleteTopicsResponse, 29: DescribeAclsResponse, 60: DescribeClusterResponse, 32: DescribeConfigsResponse, 15: DescribeGroupsResponse, 1: FetchResponse, 10: FindCoordinatorResponse, 12: HeartbeatResponse, 44: IncrementalAlterConfigsResponse, 22: InitProducerIdResponse, 11: JoinGroupResponse, 13: LeaveGroupResponse, 16: ListGroupsResponse, 2: ListOffsetsResponse, 3: MetadataResponse, 8: OffsetCommitResponse, 47: OffsetDeleteResponse, 9: OffsetFetchResponse, 23: OffsetForLeaderEpochResponse, 0: ProduceResponse, 14: SyncGroupResponse}
+RESPONSES = {33: AlterConfigsResponse, 51: AlterUserScramCredentialsResponse, 18: ApiVersionsResponse, 30: CreateAclsResponse, 37: CreatePartitionsResponse, 19: CreateTopicsResponse, 31: DeleteAclsResponse, 42: DeleteGroupsResponse, 21: DeleteRecordsResponse, 20: DeleteTopicsResponse, 29: DescribeAclsResponse, 60: DescribeClusterResponse, 32: DescribeConfigsResponse, 15: DescribeGroupsResponse, 50: DescribeUserScramCredentialsResponse, 1: FetchResponse, 10: FindCoordinatorResponse, 12: HeartbeatResponse, 44: IncrementalAlterConfigsResponse, 22: InitProducerIdResponse, 11: JoinGroupResponse, 13: LeaveGroupResponse, 16: ListGroupsResponse, 2: ListOffsetsResponse, 3: MetadataResponse, 8: OffsetCommitResponse, 47: OffsetDeleteResponse, 9: OffsetFetchResponse, 23: OffsetForLeaderEpochResponse, 0: ProduceResponse, 36: SaslAuthenticateResponse, 17: SaslHandshakeResponse, 14: SyncGroupResponse}

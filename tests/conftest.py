@@ -174,6 +174,24 @@ def kdc(tmp_path_factory) -> Kdc:
     server.stop()
 
 
+@pytest.fixture
+def mechanism(kdc):
+    """make(**overrides) -> a GssapiMechanism on the session KDC's keytab, closed afterwards."""
+    from keystream.auth.sasl.kerberos import GssapiMechanism
+    from keystream.config import Config
+
+    made = []
+
+    def make(**overrides):
+        m = GssapiMechanism(Config(kdc.properties(**overrides)))
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.close()
+
+
 # The mTLS variant needs Keystream's SSL listener (the peer broker has none).
 LISTENERS = ["plaintext", pytest.param("mtls", marks=pytest.mark.keystream_only)]
 

@@ -16,25 +16,10 @@ import pytest
 
 from keystream.auth.principal import Principal
 from keystream.auth.sasl import SaslAuthenticationError
-from keystream.auth.sasl.kerberos import FAILED, GssapiMechanism
-from keystream.config import Config
+from keystream.auth.sasl.kerberos import FAILED
 from tests.fixtures.kdc import OTHER_SERVICE, SERVICE
 from tests.fixtures.kerberos_client import KafkaGssapiClient, authenticate
 from tests.fixtures.waiting import wait_for
-
-
-@pytest.fixture
-def mechanism(kdc):
-    made = []
-
-    def make(**overrides):
-        m = GssapiMechanism(Config(kdc.properties(**overrides)))
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
 
 
 @pytest.fixture

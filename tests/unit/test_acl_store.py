@@ -22,21 +22,6 @@ DENY_PREFIX = AclBinding(ResourceType.TOPIC, "fo", PatternType.PREFIXED, "User:*
 ALICE = Session(Principal("User", "alice"), "127.0.0.1")
 
 
-@pytest.fixture
-def logs(tmp_path):
-    made = []
-
-    def make() -> LogManager:
-        m = LogManager([str(tmp_path / "data")], {})
-        m.load()
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
-
-
 def test_metadata_log_replay(logs):
     meta = MetadataLog(logs())
     assert list(meta.replay()) == []

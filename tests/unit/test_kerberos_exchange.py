@@ -10,26 +10,11 @@ import pytest
 from kafka.net.sasl.gssapi import SaslMechanismGSSAPI
 
 from keystream.auth.principal import Principal
-from keystream.auth.sasl.kerberos import GssapiMechanism, default_realm
-from keystream.config import Config
+from keystream.auth.sasl.kerberos import default_realm
 from keystream.configdef import ConfigError
 from tests.fixtures.kerberos_client import KafkaGssapiClient, authenticate
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def mechanism(kdc):
-    made = []
-
-    def make(**overrides):
-        m = GssapiMechanism(Config(kdc.properties(**overrides)))
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
 
 
 def test_alice_authenticates_as_user_alice(kdc, mechanism):

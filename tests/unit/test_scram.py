@@ -25,7 +25,6 @@ from keystream.auth.sasl.scram import (
     salted_password,
 )
 from keystream.auth.scram_store import KEY_PREFIX, ScramStore, encode_key
-from keystream.broker.log import LogManager
 from keystream.broker.metadata_log import MetadataLog
 
 # RFC 7677 section 3
@@ -37,21 +36,6 @@ RFC_CLIENT_FINAL = (b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k
                     b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
 RFC_SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 SHA256, SHA512 = "SCRAM-SHA-256", "SCRAM-SHA-512"
-
-
-@pytest.fixture
-def logs(tmp_path):
-    made = []
-
-    def make() -> LogManager:
-        m = LogManager([str(tmp_path / "data")], {})
-        m.load()
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.close()
 
 
 @pytest.fixture

@@ -56,7 +56,11 @@ def login(s: LdapSettings, username: str, password: str) -> tuple[str, tuple[str
         try:
             if s.bind_dn is not None:
                 _service_bind(service, s)
-            dn, name = _find_user(service, s, username)
+            try:
+                dn, name = _find_user(service, s, username)
+            except Refused:
+                _decoy_bind(s, password)
+                raise
             _user_bind(s, dn, password)
             groups = _groups(service, s, dn, name) if s.group_base else ()
         finally:
@@ -130,6 +134,16 @@ def _user_bind(s: LdapSettings, dn: str, password: str) -> None:
         raise Refused(f"bind refused ({type(exc).__name__})", user_known=True) from None
     finally:
         _close(conn)
+
+
+def _decoy_bind(s: LdapSettings, password: str) -> None:
+    """For a name that finds no single entry, the same connect + StartTLS + bind that a wrong
+    password costs, so response time does not tell which names exist (test slapd, medians of 200,
+    cache off: unknown user 1.9 ms and wrong password 3.5 ms before; both 3.8 ms with it). Its outcome
+    is ignored: the login is refused either way (the DN is not meant to exist, and if it did, a
+    successful bind would still not log anyone in)."""
+    with suppress(Refused):
+        _user_bind(s, f"cn=keystream-no-such-user,{s.user_base}", password)
 
 
 def _groups(conn: ldap.ldapobject.LDAPObject, s: LdapSettings, dn: str, name: str) -> tuple[str, ...]:

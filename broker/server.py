@@ -473,8 +473,9 @@ class _TlsListener:
         self.sock.close()
 
 
-async def serve(config) -> None:
-    """Runs a broker until SIGTERM or SIGINT, then shuts down cleanly."""
+async def serve(config, on_started=None) -> None:
+    """Runs a broker until SIGTERM or SIGINT, then shuts down cleanly; `on_started()` is called on the
+    event loop once the listeners accept connections (`keystream up` then creates its SCRAM user)."""
     broker = Broker(config)
     server = Server(broker)  # builds the TLS contexts first: bad ssl.* files fail start-up early
     await broker.start()
@@ -489,6 +490,8 @@ async def serve(config) -> None:
         # it out of the cyclic GC's reach, or every full collection walks it all on the loop (~15 ms).
         gc.freeze()
         log.info("keystream broker %d started (cluster %s)", broker.node_id, broker.cluster_id)
+        if on_started is not None:
+            on_started()
         await stopping.wait()
         log.info("shutting down")
     finally:
@@ -497,7 +500,7 @@ async def serve(config) -> None:
     log.info("stopped cleanly")
 
 
-def run(config) -> int:
+def run(config, on_started=None) -> int:
     """Entry point of `keystream serve`: blocks until the broker has shut down; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -506,9 +509,9 @@ def run(config) -> int:
         uvloop = None
     try:
         if uvloop is not None:
-            uvloop.run(serve(config))
+            uvloop.run(serve(config, on_started))
         else:
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, on_started))
     except ConfigError as exc:  # e.g. an unreadable ssl.keystore.location: one clear line, no traceback
         log.error("cannot start: %s", exc)
         return 1

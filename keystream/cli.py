@@ -20,6 +20,7 @@ from keystream.cli_produce import produce
 from keystream.cli_topic import topic
 from keystream.cli_user import user
 from keystream.config import Config, ConfigError, load_config
+from keystream.dev_scram import start_sample_user
 from keystream.devsetup import connect_help, write_dev_files
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -35,8 +36,9 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
-def _broker_runner() -> Callable[[Config], int]:
-    """The broker's `run(config) -> int`, which blocks until SIGTERM/SIGINT and returns the exit code."""
+def _broker_runner() -> Callable[..., int]:
+    """The broker's `run(config, on_started=None) -> int`, which blocks until SIGTERM/SIGINT and
+    returns the exit code."""
     try:
         from keystream.broker.server import run
     except ImportError as exc:
@@ -89,20 +91,26 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
 @cli.command()
 @click.option("--data-dir", default=".keystream", show_default=True, type=click.Path(file_okay=False),
               help="Where config files and data live.")
-@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535), help="Listener port.")
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the SSL (mTLS) listener.")
+@click.option("--sasl-port", default=9093, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the SASL_SSL (SCRAM-SHA-512) listener.")
 @log_level_option
 @click.pass_context
-def up(ctx: click.Context, data_dir: str, port: int, log_level: str) -> None:
-    """Run a secure dev single-node broker: mTLS listener, dev CA and client configs under --data-dir."""
+def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, log_level: str) -> None:
+    """Run a secure dev single-node broker: mTLS and SASL_SSL (SCRAM) listeners, dev CA, a sample
+    SCRAM user and client configs under --data-dir."""
+    if sasl_port == port:
+        raise click.BadParameter("must differ from --port", param_hint="--sasl-port")
     try:
-        setup = write_dev_files(Path(data_dir), port=port)
+        setup = write_dev_files(Path(data_dir), port=port, sasl_port=sasl_port)
     except CertError as exc:  # e.g. a damaged CA directory: say which file, no traceback
         raise click.ClickException(f"cannot set up the dev PKI: {exc}") from None
     config = _load(str(setup.server_properties), {})
     run = _broker_runner()
     click.echo(connect_help(setup))
     _setup_logging(log_level)
-    ctx.exit(run(config))
+    ctx.exit(run(config, on_started=lambda: start_sample_user(setup)))
 
 
 cli.add_command(topic)

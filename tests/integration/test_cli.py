@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from keystream.devsetup import write_dev_files
 from keystream.properties import load_properties
@@ -282,15 +283,61 @@ def _dev_context(data_dir: Path) -> ssl.SSLContext:
     return ctx
 
 
+def _scram_roundtrip(scram_file: Path, topic: str, value: bytes) -> list[bytes]:
+    """What a user does with the SCRAM client file: its settings as they are, a confluent-kafka
+    producer, then a consumer in a group (so Group Read is checked too); returns what it read."""
+    conf = load_properties(scram_file)
+    p = Producer({**conf, "message.timeout.ms": 20000})
+    report = Delivery()
+    p.produce(topic, value, on_delivery=report)
+    flush(p)
+    assert report.errors == [], report.errors
+    c = Consumer({**conf, "group.id": unique_name("scram-group"), "auto.offset.reset": "earliest"})
+    try:
+        c.subscribe([topic])
+        got: list[bytes] = []
+
+        def polled() -> bool:
+            m = c.poll(0.5)
+            if m is not None:
+                assert m.error() is None, m.error()
+                got.append(m.value())
+            return value in got
+        wait_for(polled, 30, message="the SCRAM user's consumer reads its record")
+        return got
+    finally:
+        c.close()
+
+
+def _start_up(tmp_path: Path, data_dir: Path, port: int, sasl_port: int, log_name: str):
+    log = (tmp_path / log_name).open("wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTREAM_")}
+    proc = subprocess.Popen([sys.executable, "-m", "keystream", "up", "--data-dir", str(data_dir), "--port", str(port),
+                             "--sasl-port", str(sasl_port)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    return proc, log
+
+
+def _stop_up(proc: subprocess.Popen, log) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(Deadline(30).left())
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    finally:
+        log.close()
+
+
 @pytest.mark.keystream_only
 def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
-    """`keystream up` is mTLS only; its admin config works with kcat -F and the console tools,
-    the sample user connects but gets exactly what ACLs grant, and a second `up` reuses the PKI."""
-    data_dir, port = tmp_path / "dev", free_port()
-    log = (tmp_path / "up.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTREAM_")}
-    proc = subprocess.Popen([sys.executable, "-m", "keystream", "up", "--data-dir", str(data_dir), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    """`keystream up` serves mTLS and SASL_SSL/SCRAM, no plaintext; its admin config works with kcat -F
+    and the console tools, the sample mTLS user connects but gets exactly what ACLs grant, the
+    sample SCRAM user's 0600 client file works with confluent-kafka (and keeps its password across
+    runs), and a second `up` reuses the PKI."""
+    data_dir, port, sasl_port = tmp_path / "dev", free_port(), free_port()
+    scram_file = data_dir / "scram-client.properties"
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, "up.log")
     try:
         wait_for(lambda: proc.poll() is not None or (
             (data_dir / "client.properties").exists()
@@ -299,11 +346,15 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         output = Path(log.name).read_text()
         assert proc.poll() is None, output
         assert "no plaintext listener" in output and "kcat -F" in output and "keystream acl add" in output
+        assert str(scram_file) in output
         assert not api_versions_probe("127.0.0.1", port, timeout=2), "plaintext must not be served"
+        assert not api_versions_probe("127.0.0.1", sasl_port, timeout=2), "plaintext must not be served"
         for key in [*(data_dir / "certs").glob("*.key"), *(data_dir / "certs").glob("*.pem"), data_dir / "ca" / "ca.key"]:
             assert key.stat().st_mode & 0o777 == 0o600, key
         server = load_properties(data_dir / "server.properties")
-        assert server["listeners"] == f"SSL://127.0.0.1:{port}" and server["ssl.client.auth"] == "required"
+        assert server["listeners"] == f"SSL://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_port}"
+        assert server["ssl.client.auth"] == "required"
+        assert server["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
         assert server["super.users"] == "User:CN=admin"
         java = load_properties(data_dir / "client-java.properties")
         assert java["ssl.keystore.type"] == "PEM" and java["ssl.truststore.type"] == "PEM"
@@ -328,16 +379,39 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         got = wait_for(lambda: kcat("-F", alice, "-C", "-t", "test", "-o", "beginning", "-e", "-q", check=False).stdout,
                        20, message="alice reads test once the ACL is in")
         assert got.decode() == "Hello Kafka\nfrom kcat\n"
+
+        # The SCRAM user: the file appears once the broker has the credential, private, on the SASL port.
+        wait_for(lambda: proc.poll() is not None or scram_file.exists(), 30, message="the SCRAM client file")
+        assert scram_file.stat().st_mode & 0o777 == 0o600
+        scram = load_properties(scram_file)
+        password = scram["sasl.password"]
+        assert len(password) >= 24 and scram["sasl.username"] == "app"
+        assert (scram["bootstrap.servers"], scram["security.protocol"], scram["sasl.mechanism"]) == \
+            (f"127.0.0.1:{sasl_port}", "SASL_SSL", "SCRAM-SHA-512")
+        assert "app" in ok(ks("user", "list", "--command-config", client))
+        refused = ks("produce", "--topic", "test", "--command-config", str(scram_file), input=b"not allowed\n")
+        assert refused.returncode == 1 and "TOPIC_AUTHORIZATION_FAILED" in err(refused), err(refused)
+        ok(ks("acl", "add", "--allow-principal", "User:app", "--producer", "--consumer", "--topic", "test",
+              "--group", "*", "--command-config", client))
+        assert _scram_roundtrip(scram_file, "test", b"over SCRAM") == [b"Hello Kafka", b"from kcat", b"over SCRAM"]
+        # and the mTLS admin still works next to it
+        got = kcat("-F", client, "-C", "-t", "test", "-o", "beginning", "-e", "-q").stdout
+        assert got.decode() == "Hello Kafka\nfrom kcat\nover SCRAM\n"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        deadline = Deadline(30)
-        try:
-            code = proc.wait(deadline.left())
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        log.close()
+        code = _stop_up(proc, log)
     assert code == 0, Path(log.name).read_text()
+    assert password not in Path(log.name).read_text()
+
+    # Restarted, the SCRAM user keeps its password, so the file clients already have still works.
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, "up2.log")
+    try:
+        wait_for(lambda: proc.poll() is not None or "sample SCRAM user app ready" in Path(log.name).read_text(),
+                 30, message="the second `up` to set the SCRAM user again")
+        assert load_properties(scram_file)["sasl.password"] == password
+        assert _scram_roundtrip(scram_file, "test", b"again")[-1] == b"again"
+    finally:
+        code = _stop_up(proc, log)
+    assert code == 0 and password not in Path(log.name).read_text(), Path(log.name).read_text()
     ca_before = (data_dir / "ca" / "ca.crt").read_bytes()
-    again = write_dev_files(data_dir, port=port)
+    again = write_dev_files(data_dir, port=port, sasl_port=sasl_port)
     assert again.created == () and (data_dir / "ca" / "ca.crt").read_bytes() == ca_before

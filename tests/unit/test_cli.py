@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException
 
 from keystream import cli as cli_module
+from keystream.broker.server import client_auth
 from keystream.cli import cli
 from keystream.cli_common import describe_error
 from keystream.cli_consume import consume_loop, consumer_config, parse_offset
@@ -26,7 +27,7 @@ def fake_broker(monkeypatch):
     """Replace the broker's run(config) so serve/up return at once with a known code."""
     calls: list[Config] = []
 
-    def run(config: Config) -> int:
+    def run(config: Config, on_started=None) -> int:
         calls.append(config)
         return 0
 
@@ -93,11 +94,18 @@ def test_serve_bad_override(runner, tmp_path, fake_broker):
 
 def test_up_writes_configs_and_runs(runner, tmp_path, fake_broker):
     data_dir = tmp_path / "ks"
-    result = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", "19999"])
+    result = runner.invoke(cli, ["up", "--data-dir", str(data_dir), "--port", "19999", "--sasl-port", "19998"])
     assert result.exit_code == 0, result.output
     assert "kcat" in result.output and "keystream consume" in result.output
+    assert "scram-client.properties" in result.output and "sasl.password" not in result.output
     config = fake_broker[0]
-    assert config.listeners[0].port == 19999 and config.listeners[0].host == "127.0.0.1"
+    ssl_listener, sasl_listener = config.listeners
+    assert ssl_listener.port == 19999 and ssl_listener.host == "127.0.0.1"
+    assert (sasl_listener.security_protocol, sasl_listener.host, sasl_listener.port) == ("SASL_SSL", "127.0.0.1", 19998)
+    assert config.for_listener(sasl_listener.name, "sasl.enabled.mechanisms") == ["SCRAM-SHA-512"]
+    assert client_auth(config, ssl_listener) == "required" and client_auth(config, sasl_listener) == "none"
+    # the SCRAM client file appears only once a running broker has stored the user
+    assert not (data_dir / "scram-client.properties").exists()
     assert config.log_dirs == [str((data_dir / "data").resolve())]
     server = load_config(data_dir / "server.properties", environ={})
     assert server["auto.create.topics.enable"] is False
@@ -111,6 +119,8 @@ def test_up_writes_configs_and_runs(runner, tmp_path, fake_broker):
 
 def test_up_rejects_bad_port(runner, tmp_path, fake_broker):
     assert runner.invoke(cli, ["up", "--data-dir", str(tmp_path), "--port", "0"]).exit_code == 2
+    assert runner.invoke(cli, ["up", "--data-dir", str(tmp_path), "--port", "9000", "--sasl-port", "9000"]).exit_code == 2
+    assert not fake_broker
 
 
 @pytest.mark.parametrize("args", [

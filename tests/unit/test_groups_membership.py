@@ -469,14 +469,15 @@ async def test_requests_while_loading(tmp_path):
     node = await Node(tmp_path).start()
     node.topic("t")
     joined = await node.stable_member("g")
-    for i in range(40):
+    for i in range(200):
         await node.groups.commit_offsets("simple", -1, "", None, [_partition("t", 0, i)])
     await node.stop()
 
     slow = Node(tmp_path, offsets_load_buffer_size=64)  # one batch per read: the load yields often
     task = asyncio.create_task(slow.start())
+    # checked after every loop turn: the load yields ~200 times, far faster than a timed poll
     await eventually(lambda: slow.groups is not None and slow.groups.started and not slow.groups.active,
-                     what="the load to be under way")
+                     what="the load to be under way", interval=0)
     assert (await slow.join("g", joined.member_id)).error_code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
     assert (await slow.sync("g", 1, joined.member_id)).error_code == ErrorCode.REBALANCE_IN_PROGRESS
     assert await slow.heartbeat("g", 1, joined.member_id) == ErrorCode.NONE

@@ -148,8 +148,10 @@ class Node:
         return joined
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition"):
-    """Polls `condition` until it is truthy, failing after `timeout` seconds."""
+async def eventually(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition",
+                     interval: float = 0.005):
+    """Polls `condition` until it is truthy, failing after `timeout` seconds; `interval=0` checks it
+    after every turn of the event loop (for a state another task holds only briefly)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -158,7 +160,7 @@ async def eventually(condition: Callable[[], object], timeout: float = 5.0, what
             return value
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)  # a poll interval under a deadline, not a synchronisation sleep
+        await asyncio.sleep(interval)  # a poll interval under a deadline, not a synchronisation sleep
 
 
 async def finish(task: asyncio.Task, timeout: float = 5.0):

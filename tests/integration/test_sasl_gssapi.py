@@ -10,18 +10,14 @@ import subprocess
 
 import pytest
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
-    AclPermissionType,
-    ResourcePatternType,
-    ResourceType,
 )
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
 from keystream.broker.protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
 from keystream.broker.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
-from tests.fixtures.clients import admin, create_topic, kcat
+from tests.fixtures.clients import create_topic, kcat
 from tests.fixtures.kerberos_client import (
     KafkaGssapiClient,
     kafka_python_gssapi,
@@ -29,6 +25,7 @@ from tests.fixtures.kerberos_client import (
     librdkafka_gssapi,
 )
 from tests.fixtures.sasl import sasl_wire
+from tests.fixtures.sasl_acls import allow_topic_and_group
 from tests.fixtures.waiting import Deadline
 from tests.fixtures.wire import unique_name
 
@@ -41,20 +38,10 @@ def broker(module_broker_factory, kdc):
     return module_broker_factory(tls=True, sasl="GSSAPI", **kdc.properties())
 
 
-def _allow(broker, principal: str, topic: str, group: str, *ops) -> None:
-    bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*", op,
-                           AclPermissionType.ALLOW) for op in ops]
-    bindings.append(AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, principal, "*",
-                               AclOperation.READ, AclPermissionType.ALLOW))
-    client = admin(broker)  # kept referenced until the futures resolve
-    for future in client.create_acls(bindings, request_timeout=30).values():
-        assert future.result() is None
-
-
 def test_kafka_python_as_user_alice_with_acls(broker, kdc, monkeypatch, tmp_path):
     topic, group = unique_name("krb"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
+    allow_topic_and_group(broker, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
     kerberos_login(monkeypatch, kdc, "alice", tmp_path)
     producer = KafkaProducer(**kafka_python_gssapi(broker))
     try:
@@ -114,7 +101,7 @@ def test_kcat_with_cyrus_sasl(localhost_broker, kdc, monkeypatch, tmp_path):
     b = localhost_broker
     topic, group = unique_name("krb"), unique_name("g")
     create_topic(b, topic)
-    _allow(b, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
+    allow_topic_and_group(b, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
     kerberos_login(monkeypatch, kdc, "alice", tmp_path)
     kdc.kinit("alice", tmp_path / "alice.cc")
     args = [arg for k, v in librdkafka_gssapi(b).items() for arg in ("-X", f"{k}={v}")]
@@ -151,7 +138,7 @@ def test_debian_confluent_kafka_with_cyrus_sasl(localhost_broker, kdc, monkeypat
     b = localhost_broker
     topic, group = unique_name("krb"), unique_name("g")
     create_topic(b, topic)
-    _allow(b, "User:bob", topic, group, AclOperation.WRITE, AclOperation.READ)
+    allow_topic_and_group(b, "User:bob", topic, group, AclOperation.WRITE, AclOperation.READ)
     kerberos_login(monkeypatch, kdc, "bob", tmp_path)
     kdc.kinit("bob", tmp_path / "bob.cc")
     done = subprocess.run(["/usr/bin/python3", "-c", DEBIAN_CLIENT, json.dumps(librdkafka_gssapi(b)), topic, group],

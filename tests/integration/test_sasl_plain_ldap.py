@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -20,8 +20,8 @@ from confluent_kafka.admin import (
 
 from tests.fixtures.clients import admin, create_topic
 from tests.fixtures.sasl import confluent_sasl, kafka_python_sasl
+from tests.fixtures.sasl_acls import consume_group
 from tests.fixtures.slapd import PASSWORDS, SERVICE_PASSWORD
-from tests.fixtures.waiting import Deadline
 from tests.fixtures.wire import unique_name
 
 pytestmark = pytest.mark.keystream_only
@@ -52,23 +52,6 @@ def _produce(broker, user: str, topic: str, values: list[bytes]) -> list:
     return errors
 
 
-def _consume(conf: dict, topic: str, group: str, expected: int, timeout: float = 30) -> list[bytes]:
-    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest"})
-    try:
-        consumer.subscribe([topic])
-        values, deadline = [], Deadline(timeout)
-        while len(values) < expected and not deadline.expired():
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                raise KafkaException(msg.error())
-            values.append(msg.value())
-        return values
-    finally:
-        consumer.close()
-
-
 def test_ldap_group_acl_lets_producers_write_and_refuses_others(broker):
     topic = unique_name("ldap-w")
     create_topic(broker, topic)
@@ -96,13 +79,13 @@ def test_ldap_group_acl_on_a_consumer_group(broker):
     values = [f"v{i}".encode() for i in range(5)]
     assert _produce(broker, "alice", topic, values) == [None] * 5
     for user, group in groups.items():
-        assert _consume(confluent_sasl(broker, user, PASSWORDS[user], "PLAIN"), topic, group, 5) == values
+        assert consume_group(confluent_sasl(broker, user, PASSWORDS[user], "PLAIN"), topic, group, 5) == values
     carol = confluent_sasl(broker, "carol", PASSWORDS["carol"], "PLAIN")
     with pytest.raises(KafkaException, match="GROUP_AUTHORIZATION_FAILED"):
-        _consume(carol, topic, unique_name("unlisted"), 1, timeout=10)
+        consume_group(carol, topic, unique_name("unlisted"), 1, timeout=10)
     alice = confluent_sasl(broker, "alice", PASSWORDS["alice"], "PLAIN")
     with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED|GROUP_AUTHORIZATION_FAILED"):
-        _consume(alice, topic, groups["bob"], 1, timeout=10)
+        consume_group(alice, topic, groups["bob"], 1, timeout=10)
 
 
 def test_kafka_python_produces_and_consumes_as_ldap_users(broker):

@@ -5,17 +5,14 @@ with ACLs on User:<name> (and on a static Group:<name>) deciding what each may d
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
-    AclPermissionType,
-    ResourcePatternType,
-    ResourceType,
 )
 
-from tests.fixtures.clients import admin, create_topic
+from tests.fixtures.clients import create_topic
 from tests.fixtures.sasl import confluent_sasl, kafka_python_sasl, scram_user
+from tests.fixtures.sasl_acls import allow_topic_and_group, consume_group
 from tests.fixtures.waiting import Deadline
 from tests.fixtures.wire import unique_name
 
@@ -33,44 +30,17 @@ def broker(module_broker_factory):
     return b
 
 
-def _allow(broker, principal: str, topic: str, group: str, *ops) -> None:
-    bindings = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*", op,
-                           AclPermissionType.ALLOW) for op in ops]
-    bindings.append(AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, principal, "*",
-                               AclOperation.READ, AclPermissionType.ALLOW))
-    client = admin(broker)  # kept referenced until the futures resolve
-    for future in client.create_acls(bindings, request_timeout=30).values():
-        assert future.result() is None
-
-
-def _consume(conf: dict, topic: str, group: str, expected: int, timeout: float = 30) -> list[bytes]:
-    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest"})
-    try:
-        consumer.subscribe([topic])
-        values, deadline = [], Deadline(timeout)
-        while len(values) < expected and not deadline.expired():
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                raise KafkaException(msg.error())
-            values.append(msg.value())
-        return values
-    finally:
-        consumer.close()
-
-
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_confluent_kafka_with_acls(broker, mechanism):
     topic, group = unique_name("scram"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
+    allow_topic_and_group(broker, "User:alice", topic, group, AclOperation.WRITE, AclOperation.READ)
     producer = Producer(confluent_sasl(broker, "alice", "alice-secret", mechanism, **{"linger.ms": 5}))
     for i in range(10):
         producer.produce(topic, f"v{i}".encode())
     assert producer.flush(30) == 0
     alice = confluent_sasl(broker, "alice", "alice-secret", mechanism)
-    assert _consume(alice, topic, group, 10) == [f"v{i}".encode() for i in range(10)]
+    assert consume_group(alice, topic, group, 10) == [f"v{i}".encode() for i in range(10)]
     # bob authenticates fine, but no ACL lets him write
     errors = []
     bob = Producer(confluent_sasl(broker, "bob", "bob-secret", mechanism, **{"message.timeout.ms": 10000}))
@@ -94,7 +64,7 @@ def test_kafka_python_with_acls(broker, mechanism):
 
     topic, group = unique_name("scram-kp"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "User:bob", topic, group, AclOperation.WRITE, AclOperation.READ)
+    allow_topic_and_group(broker, "User:bob", topic, group, AclOperation.WRITE, AclOperation.READ)
     conf = kafka_python_sasl(broker, "bob", "bob-secret", mechanism)
     producer = KafkaProducer(**conf)
     for i in range(5):
@@ -115,13 +85,13 @@ def test_kafka_python_with_acls(broker, mechanism):
 def test_static_group_acl_applies_to_a_scram_user(broker):
     topic, group = unique_name("grp"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "User:alice", topic, group, AclOperation.WRITE)
-    _allow(broker, "Group:readers", topic, group, AclOperation.READ)
+    allow_topic_and_group(broker, "User:alice", topic, group, AclOperation.WRITE)
+    allow_topic_and_group(broker, "Group:readers", topic, group, AclOperation.READ)
     producer = Producer(confluent_sasl(broker, "alice", "alice-secret", "SCRAM-SHA-512"))
     producer.produce(topic, b"for-readers")
     assert producer.flush(30) == 0
     carol = confluent_sasl(broker, "carol", "carol-secret", "SCRAM-SHA-512")
-    assert _consume(carol, topic, group, 1) == [b"for-readers"]
+    assert consume_group(carol, topic, group, 1) == [b"for-readers"]
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
@@ -152,19 +122,19 @@ def test_clients_reauthenticate_before_the_session_ends(broker_factory, client):
     assert "SASL SCRAM-SHA-512 re-authenticated User:alice" in log
     assert "expired; the client did not re-authenticate" not in log
     alice = confluent_sasl(b, "alice", "alice-secret", "SCRAM-SHA-512")
-    assert _consume(alice, topic, unique_name("g"), sent) == [f"r{i}".encode() for i in range(sent)]
+    assert consume_group(alice, topic, unique_name("g"), sent) == [f"r{i}".encode() for i in range(sent)]
 
 
 def test_static_group_acl_applies_to_an_mtls_principal(broker):
     topic, group = unique_name("grp-tls"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "Group:readers", topic, group, AclOperation.READ)
+    allow_topic_and_group(broker, "Group:readers", topic, group, AclOperation.READ)
     producer = Producer(confluent_sasl(broker, "alice", "alice-secret", "SCRAM-SHA-512"))
-    _allow(broker, "User:alice", topic, group, AclOperation.WRITE)
+    allow_topic_and_group(broker, "User:alice", topic, group, AclOperation.WRITE)
     producer.produce(topic, b"for-dave")
     assert producer.flush(30) == 0
     dave = broker.tls.client("dave", common_name="dave")
     eve = broker.tls.client("eve", common_name="eve")
-    assert _consume(broker.tls.confluent(broker.bootstrap, dave), topic, group, 1) == [b"for-dave"]
+    assert consume_group(broker.tls.confluent(broker.bootstrap, dave), topic, group, 1) == [b"for-dave"]
     with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED|GROUP_AUTHORIZATION_FAILED"):
-        _consume(broker.tls.confluent(broker.bootstrap, eve), topic, group, 1, timeout=10)
+        consume_group(broker.tls.confluent(broker.bootstrap, eve), topic, group, 1, timeout=10)

@@ -113,21 +113,20 @@ def build_server_context(config: Mapping[str, Any]) -> ssl.SSLContext:
     ctx.verify_mode = _CLIENT_AUTH[client_auth]
     truststore = config.get("ssl.truststore.location")
     if client_auth != "none" or truststore:
-        truststore = _readable(config, "ssl.truststore.location")
-        try:
-            ctx.load_verify_locations(cafile=truststore)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"Invalid value '{truststore}' for configuration ssl.truststore.location:"
-                              f" not a PEM CA bundle ({exc.reason})") from None
+        _load_verify(ctx, config, "ssl.truststore.location", "PEM CA bundle")
     if config.get("ssl.crl.location"):
-        crl = _readable(config, "ssl.crl.location")
-        try:
-            ctx.load_verify_locations(cafile=crl)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"Invalid value '{crl}' for configuration ssl.crl.location:"
-                              f" not a PEM CRL ({exc.reason})") from None
+        _load_verify(ctx, config, "ssl.crl.location", "PEM CRL")
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
+
+
+def _load_verify(ctx: ssl.SSLContext, config: Mapping[str, Any], prop: str, what: str) -> None:
+    """Adds the PEM file named by `prop` (CA certificates or CRLs) to the context's verify store."""
+    path = _readable(config, prop)
+    try:
+        ctx.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: not a {what} ({exc.reason})") from None
 
 
 def has_client_auth_eku(cert_der: bytes) -> bool:

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-ROOTS = ["broker", "auth", "certs"]  # later: registry
+ROOTS = ["broker", "auth", "certs", "registry"]
 
 packages = find_packages(include=["keystream", "keystream.*"])
 package_dir = {"keystream": "keystream"}

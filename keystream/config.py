@@ -28,7 +28,7 @@ ENV_PREFIX = "KEYSTREAM_"
 LISTENER_PREFIX = "listener.name."
 
 
-def _index(schema: tuple[Prop, ...]) -> dict[str, Prop]:
+def schema_index(schema: tuple[Prop, ...]) -> dict[str, Prop]:
     by_name: dict[str, Prop] = {}
     for prop in schema:
         for name in (prop.name, *prop.aliases):
@@ -48,7 +48,7 @@ class Config(Mapping[str, Any]):
 
     def __init__(self, raw: Mapping[str, Any] | None = None, schema: tuple[Prop, ...] = BROKER_SCHEMA) -> None:
         """Build from raw values keyed by property name (strings or typed values); unknown names fail."""
-        by_name = _index(schema)
+        by_name = schema_index(schema)
         given = _canonical(raw or {}, by_name)
         values = {prop.name: prop.parse(given.get(prop.name, prop.default)) for prop in schema}
         # Kafka's listener-prefixed overrides, by (LISTENER NAME, property name).
@@ -241,13 +241,10 @@ def _merge(sources: list[tuple[str, Mapping[str, Any]]], by_name: dict[str, Prop
     return merged
 
 
-def load_config(
-    path: str | os.PathLike[str] | None,
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] = os.environ,
-) -> Config:
-    """Load `path` (a Java properties file, optional), apply `KEYSTREAM_*` env vars, then overrides."""
-    by_name = _index(BROKER_SCHEMA)
+def merge_sources(path: str | os.PathLike[str] | None, environment: Mapping[str, Any],
+                  overrides: Mapping[str, Any] | None, by_name: dict[str, Prop]) -> dict[str, Any]:
+    """The properties file (optional), then environment values, then overrides (later wins), each
+    checked against `by_name`; errors name their source."""
     sources: list[tuple[str, Mapping[str, Any]]] = []
     if path is not None:
         try:
@@ -256,6 +253,16 @@ def load_config(
             raise ConfigError(f"Config file {path} does not exist") from None
         except (OSError, UnicodeDecodeError, PropertiesError) as exc:
             raise ConfigError(f"Cannot read config file {path}: {exc}") from None
-    sources.append(("environment", _from_env(environ, by_name)))
+    sources.append(("environment", environment))
     sources.append(("overrides", overrides or {}))
-    return Config(_merge(sources, by_name))
+    return _merge(sources, by_name)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Config:
+    """Load `path` (a Java properties file, optional), apply `KEYSTREAM_*` env vars, then overrides."""
+    by_name = schema_index(BROKER_SCHEMA)
+    return Config(merge_sources(path, _from_env(environ, by_name), overrides, by_name))

@@ -206,3 +206,29 @@ def listener_broker(request, broker_factory) -> BrokerProcess:
 def shared_listener_broker(request, module_broker_factory) -> BrokerProcess:
     """One broker per module and listener kind (PLAINTEXT, mTLS); use unique topic and group names."""
     return module_broker_factory(tls=request.param == "mtls")
+
+
+@pytest.fixture(scope="module")
+def registry_factory(tmp_path_factory):
+    """registry_factory(broker, **overrides) -> a started schema registry (tests/fixtures/registry.py)
+    on `broker` (tls=True), for the whole module; at the end each must exit cleanly with no traceback."""
+    from tests.fixtures.registry import RegistryProcess
+
+    base = tmp_path_factory.mktemp("registries")
+    made: list[RegistryProcess] = []
+
+    def make(broker, *, start: bool = True, **overrides) -> RegistryProcess:
+        registry = RegistryProcess(base / f"registry{len(made)}", broker, **overrides)
+        made.append(registry)
+        return registry.start() if start else registry
+
+    yield make
+    errors = []
+    for registry in made:
+        if registry.running:
+            try:
+                registry.stop()
+            except AssertionError as exc:
+                errors.append(str(exc))
+        errors += [f"unexpected exception in {registry.log_path}:\n{tb}" for tb in registry.tracebacks()]
+    assert not errors, "\n".join(errors)

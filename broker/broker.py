@@ -57,6 +57,11 @@ class Broker:
         self.authorizer = Authorizer(config, self.metadata)
         self.scram = ScramStore(self.metadata)
         self.group_commits = GroupCommits()
+        self.schema_validator = None  # topics with confluent.*.schema.validation; needs a registry URL
+        if config["confluent.schema.registry.url"]:
+            from keystream.registry.validator import SchemaValidator  # fastavro and aiohttp only when used
+
+            self.schema_validator = SchemaValidator(config)
         self._waiters: dict[tuple[str, int], set[asyncio.Future]] = {}
         self._tasks: list[asyncio.Task] = []
         self._stopping = threading.Event()  # ends a maintenance pass running in its worker thread
@@ -80,6 +85,8 @@ class Broker:
         if self._maintenance is not None:  # let a pass in its thread finish before the logs close
             await asyncio.gather(self._maintenance, return_exceptions=True)
         await self.groups.stop()
+        if self.schema_validator is not None:
+            await self.schema_validator.close()
         self.metadata.close()
         self.logs.close()
 

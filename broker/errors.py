@@ -133,10 +133,11 @@ class ErrorCode(IntEnum):
 class KafkaError(Exception):
     """Raised by broker code to answer a request (or one of its parts) with a Kafka error code."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None):
+    def __init__(self, code: ErrorCode, message: str | None = None, record_errors=()):
         super().__init__(message or code.name)
         self.code = code
         self.message = message
+        self.record_errors = record_errors  # Produce's [(batch_index, message)] for INVALID_RECORD
 
     def __repr__(self) -> str:
         return f"KafkaError({self.code.name}, {self.message!r})"

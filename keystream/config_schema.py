@@ -79,6 +79,16 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
     Prop("sasl.kerberos.keytab", "string", None, "Keytab holding the broker's service key (Keystream; Kafka names it in JAAS); unset uses `KRB5_KTNAME`, else krb5's default keytab."),
     Prop("sasl.kerberos.principal", "string", None, "Service principal whose tickets are accepted (Keystream; Kafka's JAAS `principal`); unset is `<service.name>/<host of the first advertised SASL listener>` in the default realm."),
     Prop("sasl.kerberos.principal.to.local.rules", "string", "DEFAULT", "Rules, separated by commas or newlines, mapping a client's Kerberos name to the user of `User:<name>`; the first that applies wins, none refuses the login. `DEFAULT` maps `alice@<default realm>` and `alice/host@<default realm>` to `alice`.", KERBEROS_RULES),
+    # --- broker-side schema validation (issue 7): Confluent Server's names
+    Prop("confluent.schema.registry.url", "list", None, "Schema registry URLs (comma-separated, tried in order) the broker fetches schemas from to validate topics with `confluent.key.schema.validation` or `confluent.value.schema.validation`; unset disables validation (such topics then refuse records)."),
+    Prop("confluent.ssl.truststore.location", "string", None, "PEM bundle of the CAs trusted for the registry's certificate; unset uses the system's CAs."),
+    Prop("confluent.ssl.keystore.location", "string", None, "PEM file with the private key and certificate chain the broker presents to the registry (mTLS)."),
+    Prop("confluent.ssl.key.password", "password", None, "Password of an encrypted private key in `confluent.ssl.keystore.location`."),
+    Prop("confluent.basic.auth.credentials.source", "string", None, "`USER_INFO` sends `confluent.basic.auth.user.info` as HTTP Basic credentials to the registry; unset sends none.", one_of("USER_INFO")),
+    Prop("confluent.basic.auth.user.info", "password", None, "`user:password` for the registry's Basic authentication."),
+    Prop("confluent.schema.registry.max.cache.size", "int", 10000, "Most schemas (by id) the broker keeps parsed in memory; least recently used are dropped first.", at_least(1)),
+    Prop("confluent.missing.id.cache.ttl.sec", "long", 5, "How long an id the registry does not know is refused without asking it again (Keystream's default is short so a just-registered schema is soon usable).", at_least(0)),
+    Prop("confluent.schema.registry.timeout.ms", "int", 5000, "Bound on one registry request; past it (or when the registry is down) records of validating topics are refused with the retriable REQUEST_TIMED_OUT (fail closed).", at_least(1)),
     # --- storage
     Prop("log.dirs", "list", None, "Directories where partition logs are stored; defaults to `log.dir`."),
     Prop("log.dir", "string", DEFAULT_LOG_DIR,

@@ -17,6 +17,7 @@ from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.produce_request import ProduceRequest
 from keystream.broker.protocol.messages.produce_response import (
+    BatchIndexAndErrorMessage,
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
@@ -29,11 +30,12 @@ _TRANSACTIONAL = 0x10
 
 def _error(index: int, e: KafkaError) -> PartitionProduceResponse:
     return PartitionProduceResponse(index=index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
-                                    log_start_offset=-1, error_message=e.message)
+                                    log_start_offset=-1, error_message=e.message,
+                                    record_errors=[BatchIndexAndErrorMessage(i, m) for i, m in e.record_errors])
 
 
-def _append(topic, index: int, records, now_ms: int):
-    """Appends one partition's batches; returns (response, log or None)."""
+def _check(topic, index: int, records, now_ms: int):
+    """Checks one partition's batch headers; returns them."""
     if topic is None or not 0 <= index < len(topic.partitions):
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
     if topic.is_internal:
@@ -49,6 +51,21 @@ def _append(topic, index: int, records, now_ms: int):
     for b in batches:
         if b.is_transactional or b.is_control:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Transactional and control batches are not supported yet")
+    return batches
+
+
+async def _validate(broker, topic, records, batches) -> None:
+    """Schema validation (confluent.{key,value}.schema.validation): the whole batch or nothing."""
+    if broker.schema_validator is None:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"topic {topic.name} requires schema validation, but this "
+                                                   "broker has no confluent.schema.registry.url")
+    await broker.schema_validator.validate(topic.name, topic.config, records, batches)
+    if broker.logs.topic(topic.name) is not topic:  # deleted (or re-created) while the registry answered
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition.")
+
+
+def _append(topic, index: int, records, batches, now_ms: int):
+    """Appends one partition's checked batches; returns (response, log)."""
     plog = topic.partitions[index]
     res = plog.append(records, batches, now_ms=now_ms)
     return PartitionProduceResponse(index=index, error_code=0, base_offset=res.base_offset,
@@ -117,7 +134,11 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
                     raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 if not acks_valid:
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {req.acks}")
-                resp, plog = _append(topic, pd.index, pd.records, now_ms)
+                batches = _check(topic, pd.index, pd.records, now_ms)
+                cfg = topic.config
+                if cfg.confluent_value_schema_validation or cfg.confluent_key_schema_validation:
+                    await _validate(broker, topic, pd.records, batches)
+                resp, plog = _append(topic, pd.index, pd.records, batches, now_ms)
                 appended.append((plog, resp))
                 broker.notify_append(td.name, pd.index)
             except KafkaError as e:

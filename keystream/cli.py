@@ -17,11 +17,14 @@ from keystream.cli_acl import acl
 from keystream.cli_certs import certs
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
+from keystream.cli_registry import registry
+from keystream.cli_schema import schema
 from keystream.cli_topic import topic
 from keystream.cli_user import user
 from keystream.config import Config, ConfigError, load_config
+from keystream.dev_registry import RegistryChild
 from keystream.dev_scram import start_sample_user
-from keystream.devsetup import connect_help, write_dev_files
+from keystream.devsetup import REGISTRY_PORT, connect_help, write_dev_files
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -95,22 +98,36 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
               help="Port of the SSL (mTLS) listener.")
 @click.option("--sasl-port", default=9093, show_default=True, type=click.IntRange(1, 65535),
               help="Port of the SASL_SSL (SCRAM-SHA-512) listener.")
+@click.option("--registry-port", default=REGISTRY_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="HTTPS port of the schema registry.")
 @log_level_option
 @click.pass_context
-def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, log_level: str) -> None:
-    """Run a secure dev single-node broker: mTLS and SASL_SSL (SCRAM) listeners, dev CA, a sample
-    SCRAM user and client configs under --data-dir."""
+def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, registry_port: int, log_level: str) -> None:
+    """Run a secure dev single-node broker and its schema registry: mTLS and SASL_SSL (SCRAM)
+    listeners, HTTPS registry, dev CA, a sample SCRAM user and client configs under --data-dir."""
     if sasl_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sasl-port")
+    if registry_port in (port, sasl_port):
+        raise click.BadParameter("must differ from --port and --sasl-port", param_hint="--registry-port")
     try:
-        setup = write_dev_files(Path(data_dir), port=port, sasl_port=sasl_port)
+        setup = write_dev_files(Path(data_dir), port=port, sasl_port=sasl_port, registry_port=registry_port)
     except CertError as exc:  # e.g. a damaged CA directory: say which file, no traceback
         raise click.ClickException(f"cannot set up the dev PKI: {exc}") from None
     config = _load(str(setup.server_properties), {})
     run = _broker_runner()
     click.echo(connect_help(setup))
     _setup_logging(log_level)
-    ctx.exit(run(config, on_started=lambda: start_sample_user(setup)))
+    child = RegistryChild(setup.registry_properties)
+
+    def started() -> None:
+        start_sample_user(setup)
+        child.start()
+
+    try:
+        code = run(config, on_started=started)
+    finally:
+        registry_code = child.stop()
+    ctx.exit(code or registry_code)
 
 
 cli.add_command(topic)
@@ -118,7 +135,9 @@ cli.add_command(acl)
 cli.add_command(certs)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(registry)
 cli.add_command(user)
+cli.add_command(schema)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,16 +7,22 @@ the other way round, so the CLI cannot agree only with itself.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
 import ssl
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from keystream.devsetup import write_dev_files
 from keystream.properties import load_properties
@@ -309,11 +315,33 @@ def _scram_roundtrip(scram_file: Path, topic: str, value: bytes) -> list[bytes]:
         c.close()
 
 
-def _start_up(tmp_path: Path, data_dir: Path, port: int, sasl_port: int, log_name: str):
+def _registry_answers(url: str, context: ssl.SSLContext, headers: dict[str, str] | None = None):
+    """The registry's JSON answer to GET `url` over HTTPS, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), context=context,
+                                    timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
+
+
+def _produce_avro(schema_file: Path, client_file: Path, topic: str, schema: str) -> list:
+    """What the README shows: SchemaRegistryClient from the written registry client file (prefix
+    dropped), AvroSerializer, a producer from client.properties; returns the delivery errors."""
+    conf = {k.removeprefix("schema.registry."): v for k, v in load_properties(schema_file).items()}
+    serialize = AvroSerializer(SchemaRegistryClient(conf), schema)
+    p = Producer({**load_properties(client_file), "message.timeout.ms": 20000})
+    report = Delivery()
+    p.produce(topic, serialize({"id": 7}, SerializationContext(topic, MessageField.VALUE)), on_delivery=report)
+    flush(p)
+    return report.errors
+
+
+def _start_up(tmp_path: Path, data_dir: Path, port: int, sasl_port: int, registry_port: int, log_name: str):
     log = (tmp_path / log_name).open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTREAM_")}
     proc = subprocess.Popen([sys.executable, "-m", "keystream", "up", "--data-dir", str(data_dir), "--port", str(port),
-                             "--sasl-port", str(sasl_port)],
+                             "--sasl-port", str(sasl_port), "--registry-port", str(registry_port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
     return proc, log
 
@@ -334,10 +362,14 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
     """`keystream up` serves mTLS and SASL_SSL/SCRAM, no plaintext; its admin config works with kcat -F
     and the console tools, the sample mTLS user connects but gets exactly what ACLs grant, the
     sample SCRAM user's 0600 client file works with confluent-kafka (and keeps its password across
-    runs), and a second `up` reuses the PKI."""
-    data_dir, port, sasl_port = tmp_path / "dev", free_port(), free_port()
+    runs), the schema registry answers on HTTPS and takes schemas from the written client file, the
+    broker refuses records a validated topic's schema does not describe, and a second `up` reuses
+    the PKI and finds the schemas again."""
+    data_dir, port, sasl_port, registry_port = tmp_path / "dev", free_port(), free_port(), free_port()
     scram_file = data_dir / "scram-client.properties"
-    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, "up.log")
+    registry_url = f"https://127.0.0.1:{registry_port}"
+    order = '{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}'
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up.log")
     try:
         wait_for(lambda: proc.poll() is not None or (
             (data_dir / "client.properties").exists()
@@ -355,7 +387,8 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         assert server["listeners"] == f"SSL://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_port}"
         assert server["ssl.client.auth"] == "required"
         assert server["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
-        assert server["super.users"] == "User:CN=admin"
+        assert server["super.users"] == "User:CN=admin;User:CN=schema-registry"
+        assert server["confluent.schema.registry.url"] == registry_url
         java = load_properties(data_dir / "client-java.properties")
         assert java["ssl.keystore.type"] == "PEM" and java["ssl.truststore.type"] == "PEM"
 
@@ -397,18 +430,44 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         # and the mTLS admin still works next to it
         got = kcat("-F", client, "-C", "-t", "test", "-o", "beginning", "-e", "-q").stdout
         assert got.decode() == "Hello Kafka\nfrom kcat\nover SCRAM\n"
+
+        # The schema registry: HTTPS with the dev CA; the admin certificate is a super user.
+        wait_for(lambda: proc.poll() is not None or _registry_answers(registry_url + "/", _dev_context(data_dir)) == {},
+                 30, message="the registry to answer on HTTPS")
+        assert proc.poll() is None, Path(log.name).read_text()
+        assert "keystream schema register" in output and "confluent.value.schema.validation=true" in output
+        registry = load_properties(data_dir / "registry.properties")
+        assert (registry["listeners"], registry["authentication.method"]) == (registry_url, "BASIC")
+        sr = data_dir / "schema-registry.properties"
+        ok(ks("topic", "create", "--topic", "orders", "--config", "confluent.value.schema.validation=true",
+              "--command-config", client))
+        registered = ok(ks("schema", "register", "--subject", "orders-value", "--schema-file", "-",
+                           "--registry-config", str(sr), input=order.encode()))
+        assert registered == "Registered subject orders-value version 1, schema id 1.\n"
+        refused = ks("produce", "--topic", "orders", "--command-config", client, input=b"not avro\n")
+        assert refused.returncode == 1 and "INVALID_RECORD" in err(refused), err(refused)
+        assert _produce_avro(sr, data_dir / "client.properties", "orders", order) == []
+        # Basic with the SCRAM user: authenticated, and shown only what its ACLs allow (nothing on orders)
+        basic = {"Authorization": "Basic " + base64.b64encode(f"app:{password}".encode()).decode()}
+        assert _registry_answers(registry_url + "/subjects", ssl.create_default_context(
+            cafile=str(data_dir / "ca" / "ca.crt")), basic) == []
     finally:
         code = _stop_up(proc, log)
     assert code == 0, Path(log.name).read_text()
     assert password not in Path(log.name).read_text()
 
     # Restarted, the SCRAM user keeps its password, so the file clients already have still works.
-    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, "up2.log")
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up2.log")
     try:
         wait_for(lambda: proc.poll() is not None or "sample SCRAM user app ready" in Path(log.name).read_text(),
                  30, message="the second `up` to set the SCRAM user again")
         assert load_properties(scram_file)["sasl.password"] == password
         assert _scram_roundtrip(scram_file, "test", b"again")[-1] == b"again"
+        # the registry read its schemas back from _schemas
+        sr_args = ("--registry-config", str(data_dir / "schema-registry.properties"))
+        got = wait_for(lambda: ks("schema", "get", "--subject", "orders-value", "--output", "json", *sr_args).stdout,
+                       30, message="the restarted registry to serve orders-value")
+        assert json.loads(got)["id"] == 1
     finally:
         code = _stop_up(proc, log)
     assert code == 0 and password not in Path(log.name).read_text(), Path(log.name).read_text()

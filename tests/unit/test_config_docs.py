@@ -1,30 +1,35 @@
-"""README's config reference is generated from the schema and must stay in sync with it."""
+"""README's config reference is generated from the schemas and must stay in sync with them."""
 
 from pathlib import Path
 
-from keystream.config import BROKER_SCHEMA
-from keystream.config_docs import END, START, render_block, update_readme
+import pytest
+
+from keystream.config_docs import TABLES, render_block, update_readme
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_table_is_up_to_date():
+@pytest.mark.parametrize("table", TABLES, ids=["broker", "registry"])
+def test_readme_table_is_up_to_date(table):
     text = README.read_text(encoding="utf-8")
-    assert render_block() in text, "README is stale: run `python -m keystream.config_docs --write README.md`"
+    assert render_block(table) in text, "README is stale: run `python -m keystream.config_docs --write README.md`"
 
 
-def test_every_property_is_documented():
-    text = README.read_text(encoding="utf-8")
-    for prop in BROKER_SCHEMA:
-        assert f"| `{prop.name}`" in text, prop.name
+@pytest.mark.parametrize("table", TABLES, ids=["broker", "registry"])
+def test_every_property_is_documented(table):
+    block = render_block(table)
+    for prop in table.schema:
+        assert f"| `{prop.name}`" in block, prop.name
 
 
-def test_update_replaces_only_the_block():
-    before = f"intro\n{START}\nold table\n{END}\noutro\n"
+def test_update_replaces_only_the_blocks():
+    before = "intro\n" + "".join(f"{t.start}\nold table\n{t.end}\nbetween\n" for t in TABLES) + "outro\n"
     after = update_readme(before)
     assert after.startswith("intro\n") and after.endswith("\noutro\n") and "old table" not in after
+    assert after.count("between\n") == len(TABLES)
     assert update_readme(after) == after
 
 
 def test_update_appends_when_markers_are_missing():
-    assert update_readme("intro\n").endswith(END + "\n")
+    after = update_readme("intro\n")
+    assert all(render_block(t) in after for t in TABLES) and after.endswith(TABLES[-1].end + "\n")

@@ -36,6 +36,7 @@ from keystream.broker.protocol.messages.api_versions_response import ApiVersion,
 from keystream.broker.protocol.messages.request_header import RequestHeader
 from keystream.broker.sasl_session import READY, SaslSession
 from keystream.configdef import ConfigError
+from keystream.service_loop import LOG_FORMAT, run_service
 
 log = logging.getLogger("keystream.server")
 
@@ -502,17 +503,6 @@ async def serve(config, on_started=None) -> None:
 
 def run(config, on_started=None) -> int:
     """Entry point of `keystream serve`: blocks until the broker has shut down; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    try:
-        if uvloop is not None:
-            uvloop.run(serve(config, on_started))
-        else:
-            asyncio.run(serve(config, on_started))
-    except ConfigError as exc:  # e.g. an unreadable ssl.keystore.location: one clear line, no traceback
-        log.error("cannot start: %s", exc)
-        return 1
-    return 0
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # e.g. an unreadable ssl.keystore.location: one clear line, no traceback
+    return run_service(serve(config, on_started), log, (ConfigError,))

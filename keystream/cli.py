@@ -6,7 +6,6 @@ modules (cli_topic, cli_produce, cli_consume); this module only wires them toget
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import click
 from keystream.certs import CertError
 from keystream.cli_acl import acl
 from keystream.cli_certs import certs
+from keystream.cli_common import log_level_option, setup_logging
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
 from keystream.cli_registry import registry
@@ -26,17 +26,11 @@ from keystream.dev_registry import RegistryChild
 from keystream.dev_scram import start_sample_user
 from keystream.devsetup import REGISTRY_PORT, connect_help, write_dev_files
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="keystream", prog_name="keystream")
 def cli() -> None:
     """Keystream: a Kafka-compatible event-streaming broker and its tools."""
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
 def _broker_runner() -> Callable[..., int]:
@@ -66,12 +60,6 @@ def _overrides(values: tuple[str, ...]) -> dict[str, str]:
     return result
 
 
-log_level_option = click.option(
-    "--log-level", default="info", show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-)
-
-
 @cli.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Broker properties file (Apache Kafka property names).")
@@ -87,7 +75,7 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
         click.echo("\n".join(config.describe()))
         return
     run = _broker_runner()
-    _setup_logging(log_level)
+    setup_logging(log_level)
     ctx.exit(run(config))
 
 
@@ -116,7 +104,7 @@ def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, registry_po
     config = _load(str(setup.server_properties), {})
     run = _broker_runner()
     click.echo(connect_help(setup))
-    _setup_logging(log_level)
+    setup_logging(log_level)
     child = RegistryChild(setup.registry_properties)
 
     def started() -> None:

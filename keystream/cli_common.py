@@ -6,6 +6,7 @@ in messages, and a non-zero exit code whenever anything failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -14,9 +15,20 @@ from confluent_kafka import KafkaError, KafkaException
 
 from keystream.broker.errors import ErrorCode
 from keystream.client_config import ClientConfigError, build_client_config, parse_assignment
+from keystream.service_loop import LOG_FORMAT
 
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_TIMEOUT_S = 30.0
+
+log_level_option = click.option(
+    "--log-level", default="info", show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+
+
+def setup_logging(level: str) -> None:
+    """Server commands (serve, up, registry serve) log one line per event in one format."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
 def client_options(config_aliases: tuple[str, ...] = ()) -> Callable[[F], F]:

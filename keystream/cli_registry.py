@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from keystream.cli_common import assignments
+from keystream.cli_common import assignments, log_level_option, setup_logging
 from keystream.configdef import ConfigError
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 @click.group()
@@ -23,8 +19,7 @@ def registry() -> None:
 @click.option("--override", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override one property (repeatable).")
 @click.option("--check", is_flag=True, help="Validate the config, print the effective values and exit.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@log_level_option
 @click.pass_context
 def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], check: bool, log_level: str) -> None:
     """Run a schema registry from a schema-registry.properties file."""
@@ -41,5 +36,5 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
         from keystream.registry.server import run  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(f"the registry cannot be loaded: {exc}") from None
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    setup_logging(log_level)
     ctx.exit(run(config))

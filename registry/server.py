@@ -20,6 +20,7 @@ from keystream.registry.app import build_app
 from keystream.registry.config import RegistryConfig
 from keystream.registry.kafkastore import KafkaStoreError, client_config
 from keystream.registry.service import RegistryService
+from keystream.service_loop import run_service
 
 log = logging.getLogger("keystream.registry")
 
@@ -65,16 +66,5 @@ def _needs_tls(config: RegistryConfig) -> bool:
 
 def run(config: RegistryConfig, on_started=None) -> int:
     """Entry point of `keystream registry serve`: blocks until shut down; returns the exit code."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    try:
-        if uvloop is not None:
-            uvloop.run(serve(config, on_started))
-        else:
-            asyncio.run(serve(config, on_started))
-    except (ConfigError, KafkaStoreError) as exc:  # e.g. an unreadable keystore, brokers unreachable: one
-        log.error("cannot start: %s", exc)         # clear line, no traceback
-        return 1
-    return 0
+    # e.g. an unreadable keystore, brokers unreachable: one clear line, no traceback
+    return run_service(serve(config, on_started), log, (ConfigError, KafkaStoreError))

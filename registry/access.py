@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -97,6 +98,8 @@ class Access:
         self.failure_delay_s = config.get("basic.auth.failure.delay.ms", 1000) / 1000
         self.static_groups = parse_static_groups(config.get("principal.groups"))
         self.mapper = SslPrincipalMapper(config.get("ssl.principal.mapping.rules", "DEFAULT"))
+        # Parsing the certificate was a quarter of a GET /schemas/ids request's CPU (bench/README.md).
+        self._certificate_principals = functools.lru_cache(maxsize=1024)(self._map_certificate)
         self.authorizer = Authorizer(config, None)  # its index is replaced by each ACL refresh
         self.acls = AclRefresher(acl_source, config.get("acl.refresh.ms", 5000) / 1000, self.authorizer)
         self.ldap = LdapDirectory(config) if config.get("ldap.url") else None
@@ -134,6 +137,11 @@ class Access:
         groups = tuple(dict.fromkeys(groups + self.static_groups.get(principal, ())))
         return Session(principal, host, SESSION_LISTENER, protocol, groups)
 
+    def _map_certificate(self, der: bytes) -> Principal:
+        if not has_client_auth_eku(der):
+            raise CertificateNameError("no clientAuth extended key usage")
+        return Principal("User", self.mapper.name(subject_dn(der)))
+
     async def _basic(self, header: str, host: str) -> Authenticated:
         started = time.monotonic()
         username = None
@@ -157,9 +165,7 @@ class Access:
         if not der:
             return None
         try:
-            if not has_client_auth_eku(der):
-                raise CertificateNameError("no clientAuth extended key usage")
-            return Principal("User", self.mapper.name(subject_dn(der)))
+            return self._certificate_principals(der)
         except (CertificateNameError, NoMatchingRule) as exc:
             log.info("client certificate from %s not accepted: %s", request.remote, exc)
             raise Unauthorized(self.realm) from None

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import brokers as launch
-from bench import report, scale
+from bench import report, scale, schema, schema_report
 from bench.matrix import measure
 from bench.session import Session
 
-PHASES = ("produce", "consume", "latency", "join", "durable", "soak", "scale", "restart")
+PHASES = ("produce", "consume", "latency", "join", "durable", "soak", "scale", "restart", "schema")
 RESULTS = Path(__file__).resolve().parent / "results"
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
@@ -75,6 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--restart-bytes", type=float, help="restart phase: log bytes to build (default 5e9, quick 2e8)")
     p.add_argument("--restart-topup", type=float, help="restart phase: bytes produced just before each later "
                    "kill -9 (default 2e8, quick 2e7)")
+    p.add_argument("--schema-records", type=int, help="schema phase: records per produce run and decode loop "
+                   "(default 200000 for 100 B and 50000 for 1 KiB; quick 20000)")
+    p.add_argument("--schema-seconds", type=float, help="schema phase: seconds per registry load run (default 5, "
+                   "quick 1.5)")
     p.add_argument("--phase-timeout", type=float, default=120.0, help="bound on any single run, seconds")
     p.add_argument("--keystream-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra server.properties line for Keystream (repeatable)")
@@ -104,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.scale_records = args.scale_records or (100_000 if quick else 1_000_000)
     args.restart_bytes = int(args.restart_bytes or (2e8 if quick else 5e9))
     args.restart_topup = int(args.restart_topup if args.restart_topup is not None else (2e7 if quick else 2e8))
+    args.schema_seconds = args.schema_seconds or (1.5 if quick else 5.0)
     args.join_delays = args.join_delays if args.join_delays is not None else ([0] if quick else [0, 3000])
     return args
 
@@ -117,20 +122,27 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(args, workdir)
     t0 = time.monotonic()
     try:
-        session.start()
-        measure(session)
+        if set(args.only) - {"schema"}:  # the schema phase starts its own broker and registry
+            session.start()
+            measure(session)
+        if "schema" in args.only and "keystream" in args.brokers:
+            schema.phase(session)
     finally:
         session.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = list(session.rows.values())
     for row in rows:
+        if row["phase"] in ("schema", "registry"):
+            schema_report.summarize_row(row)
+            continue
         report.summarize_row(row, args.brokers)
         report.summarize_tls(row)
         report.summarize_durable(row)
         report.summarize_restart(row)
     print()
     print(report.render(rows, args.brokers, session.info))
+    print("\n".join(schema_report.lines(rows, session.info)))
     out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"
     report.write_json(out, {
         "started": started.isoformat(timespec="seconds"), "seconds": time.monotonic() - t0,

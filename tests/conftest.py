@@ -36,8 +36,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.fixtures.broker import LIVE, BrokerProcess, TansuProcess  # noqa: E402
+from tests.fixtures.broker import BrokerProcess, TansuProcess  # noqa: E402
 from tests.fixtures.kdc import Kdc  # noqa: E402
+from tests.fixtures.process import LIVE  # noqa: E402
 from tests.fixtures.slapd import LIVE as SLAPD_LIVE  # noqa: E402
 from tests.fixtures.slapd import Slapd  # noqa: E402
 
@@ -88,7 +89,7 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed:
         for b in list(LIVE):
-            report.sections.append((f"{b.kind} log {b.bootstrap} ({b.log_path})", b.tail_log(150)))
+            report.sections.append((f"{b.kind} log {b.where} ({b.log_path})", b.tail_log(150)))
         for d in list(SLAPD_LIVE):
             report.sections.append((f"slapd log {d.url} ({d.log_path})", d.tail_log(150)))
     return report

@@ -201,7 +201,9 @@ def test_keyed_records_are_partitioned_like_the_java_client(shared_broker, bs):
 
 def test_consume_prints_like_kafkas_console_consumer(shared_broker, bs):
     topic = unique_name("cli-consume")
-    create_topic(shared_broker.bootstrap, topic)
+    # The fixed 2023 timestamps are past the default 7-day retention: without retention.ms=-1 the
+    # broker's next maintenance pass (every 15 s) may delete them before the consumer reads them.
+    create_topic(shared_broker.bootstrap, topic, config={"retention.ms": -1})
     p = producer(shared_broker.bootstrap)
     report = Delivery()
     p.produce(topic, key=b"k0", value=b"v0", headers=[("h", b"1")], timestamp=1700000000000, on_delivery=report)

@@ -22,11 +22,15 @@ from keystream.configdef import ConfigError
 from keystream.registry.schema import ParsedSchema, Reference, SchemaError, parse_schema
 
 REFRESH_INTERVAL_S = 1.0  # an id's subjects are fetched again at most this often
+# How long the subjects of an id are trusted: a schema deleted from a subject stops validating that
+# subject's records within this time (one registry request per id in use per period).
+SUBJECTS_TTL_S = 30.0
 MAX_REFERENCES = 100  # schemas fetched to resolve the references of one schema
 
 
 class CachedSchema:
-    """A schema by id, the subjects it is registered under, and the validator's decoder for it."""
+    """A schema by id, the subjects it is registered under (trusted for SUBJECTS_TTL_S), and the
+    validator's decoder for it."""
 
     __slots__ = ("schema_id", "schema", "subjects", "refreshed_at", "decoder")
 
@@ -35,6 +39,10 @@ class CachedSchema:
         self.subjects = frozenset(subjects)
         self.refreshed_at = time.monotonic()
         self.decoder = None
+
+    @property
+    def subjects_stale(self) -> bool:
+        return time.monotonic() - self.refreshed_at > SUBJECTS_TTL_S
 
 
 class _Unusable(Exception):

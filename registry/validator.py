@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from io import BytesIO
 
 from fastavro import schemaless_reader
@@ -26,7 +27,7 @@ except ImportError:  # another fastavro layout: the public entry point, same res
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.records import HEADER_SIZE, decompress, read_varint, validate_batches
 from keystream.registry.avro_guard import GuardError, compile_guard
-from keystream.registry.schema_client import CachedSchema, SchemaClient
+from keystream.registry.schema_client import SUBJECTS_TTL_S, CachedSchema, SchemaClient
 
 log = logging.getLogger("keystream.registry.validator")
 
@@ -115,9 +116,9 @@ class _Side:
                 raise _Invalid("unknown_id", why)
             raise _Missing(schema_id, refresh=False)
         subject = self.subject(entry)
+        if (subject not in entry.subjects or entry.subjects_stale) and schema_id not in fresh:
+            raise _Missing(schema_id, refresh=True)  # registered under `subject` since, or deleted from it
         if subject not in entry.subjects:
-            if schema_id not in fresh:  # perhaps registered under `subject` since we fetched it
-                raise _Missing(schema_id, refresh=True)
             raise _Invalid("wrong_subject", f"schema id {schema_id} is not registered under subject {subject}")
         if entry.decoder is None:
             entry.decoder = Decoder(entry.schema.parsed)
@@ -154,11 +155,17 @@ class SchemaValidator:
         self.client = client if client is not None else SchemaClient(config)
         self.failures = 0
         self._sides: dict[tuple[str, str, str], _Side] = {}
+        self._admitted_at = time.monotonic()
 
     async def close(self) -> None:
         await self.client.close()
 
     def _side(self, topic: str, what: str, strategy: str) -> _Side:
+        now = time.monotonic()
+        if now - self._admitted_at > SUBJECTS_TTL_S:  # admit every id again: its subjects may have changed
+            self._admitted_at = now
+            for side in self._sides.values():
+                side.admitted.clear()
         key = (topic, what, strategy)
         side = self._sides.get(key)
         if side is None:

@@ -20,6 +20,7 @@ from keystream.broker.records import encode_varint as zigzag
 from keystream.config import Config
 from keystream.registry.avro_guard import MAX_DEPTH, compile_guard
 from keystream.registry.schema import parse_schema
+from keystream.registry.schema_client import SUBJECTS_TTL_S
 from keystream.registry.validator import SchemaValidator
 from tests.fixtures.records import Record, build_batch
 
@@ -246,6 +247,7 @@ class FakeRegistry:
 
     def __init__(self, status: int = 200, delay: float = 0.0):
         self.status, self.delay, self.requests = status, delay, []
+        self.subjects = ["t-value"]  # what /schemas/ids/7/versions answers
 
     async def handle(self, request):
         from aiohttp import web
@@ -258,7 +260,7 @@ class FakeRegistry:
         if request.path == "/schemas/ids/7":
             return web.json_response({"schema": _json(USER)})
         if request.path == "/schemas/ids/7/versions":
-            return web.json_response([{"subject": "t-value", "version": 1}])
+            return web.json_response([{"subject": s, "version": 1} for s in self.subjects])
         return web.json_response({"error_code": 40403, "message": "Schema not found"}, status=404)
 
     async def run(self, body):
@@ -321,3 +323,22 @@ def test_concurrent_batches_share_one_fetch_and_unknown_ids_are_remembered():
 
     asyncio.run(fake.run(body))
     assert fake.requests == ["/schemas/ids/7", "/schemas/ids/7/versions", "/schemas/ids/8"]
+
+
+def test_a_schema_deleted_from_the_subject_stops_validating_once_its_subjects_expire():
+    fake = FakeRegistry()
+
+    async def body(v):
+        good = batch_of(encode(USER, user(), schema_id=7))
+        await v.validate("t", VALUE, good)
+        fake.subjects = []  # deleted from t-value at the registry
+        await v.validate("t", VALUE, good)  # still trusted within SUBJECTS_TTL_S: no request
+        v.client.cached(7).refreshed_at -= SUBJECTS_TTL_S + 1
+        v._admitted_at -= SUBJECTS_TTL_S + 1
+        with pytest.raises(KafkaError) as info:
+            await v.validate("t", VALUE, good)
+        return info.value
+
+    e = asyncio.run(fake.run(body))
+    assert e.code == ErrorCode.INVALID_RECORD and "not registered under subject t-value" in e.message
+    assert fake.requests == ["/schemas/ids/7", "/schemas/ids/7/versions", "/schemas/ids/7/versions"]

@@ -1,4 +1,5 @@
-"""Server-side TLS: an SSLContext built from the broker's ssl.* properties, and its hot reload.
+"""Server-side TLS: an SSLContext built from the broker's ssl.* properties, and its hot reload; and
+the one client context Keystream's own outgoing TLS uses (broker to registry, registry to broker, CLI).
 
 Each accepted connection starts TLS with whatever context is current, so a reload (files changed,
 or SIGHUP) only affects new connections and never drops established ones. A reload that fails
@@ -25,6 +26,19 @@ RELOAD_POLL_S = 2.0
 _VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _CLIENT_AUTH = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 _FILE_PROPS = ("ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location")
+
+
+def client_context(cafile: str | None, certfile: str | None = None, keyfile: str | None = None,
+                   password: str | None = None, *, check_hostname: bool = True) -> ssl.SSLContext:
+    """TLS 1.2+ to a server verified against `cafile` (else the system's CAs), presenting a client
+    certificate when `certfile` is given (a PEM with key and chain, or with `keyfile`). Raises OSError or
+    ssl.SSLError for unreadable files; callers name their property."""
+    ctx = ssl.create_default_context(cafile=cafile or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = check_hostname
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile or None, password)
+    return ctx
 
 
 def _versions(enabled: list[str] | None) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:

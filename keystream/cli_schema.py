@@ -24,6 +24,7 @@ import click
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from keystream.auth.tls import client_context
 from keystream.cli_common import fail
 from keystream.client_config import ClientConfigError
 from keystream.properties import PropertiesError, load_properties
@@ -117,12 +118,8 @@ class Registry:
 
     def ssl_context(self) -> ssl.SSLContext:
         """The TLS settings SchemaRegistryClient uses: the given CA (else the system's) and client certificate."""
-        ca = self.conf.get("ssl.ca.location")
-        ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-        if "ssl.certificate.location" in self.conf:
-            ctx.load_cert_chain(self.conf["ssl.certificate.location"], self.conf.get("ssl.key.location"),
-                                self.conf.get("ssl.key.password"))
-        return ctx
+        return client_context(self.conf.get("ssl.ca.location"), self.conf.get("ssl.certificate.location"),
+                              self.conf.get("ssl.key.location"), self.conf.get("ssl.key.password"))
 
     def post(self, what: str, path: str, query: str, body: dict[str, Any]) -> Any:
         """POST JSON to the first registry URL; the registry's JSON answer or a one-line error."""

@@ -38,7 +38,7 @@ from keystream.auth.sasl import Authenticated, SaslAuthenticationError
 from keystream.auth.sasl.scram_client import Refused, Unavailable, broker_login
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
 from keystream.auth.static_groups import parse_static_groups
-from keystream.auth.tls import has_client_auth_eku
+from keystream.auth.tls import client_context, has_client_auth_eku
 from keystream.configdef import ConfigError
 from keystream.registry.errors import RegistryError
 
@@ -268,8 +268,8 @@ def _login_endpoints(config: Mapping[str, Any]) -> tuple[list[tuple[str, int]], 
         addresses.append((host.strip("[]"), int(port)))
     context = None
     if protocol == "SASL_SSL":
-        context = ssl.create_default_context(cafile=config.get("kafkastore.ssl.truststore.location"))
-        context.check_hostname = config.get("kafkastore.ssl.endpoint.identification.algorithm", "https") == "https"
+        context = client_context(config.get("kafkastore.ssl.truststore.location"), check_hostname=config.get(
+            "kafkastore.ssl.endpoint.identification.algorithm", "https") == "https")
     return addresses, context
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from keystream.auth.tls import client_context
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.configdef import ConfigError
 from keystream.registry.schema import ParsedSchema, Reference, SchemaError, parse_schema
@@ -53,8 +54,7 @@ def _ssl_context(config) -> ssl.SSLContext:
     """TLS to the registry; an unreadable file fails broker start-up naming its property."""
     name = "confluent.ssl.truststore.location"
     try:
-        ctx = ssl.create_default_context(cafile=config[name])
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = client_context(config[name])
         name = "confluent.ssl.keystore.location"
         if config[name]:
             password = config["confluent.ssl.key.password"]

@@ -12,13 +12,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import hmac
 import secrets
 import ssl
 import struct
 
-from keystream.auth.sasl.scram import HASHES, MAX_ITERATIONS, MIN_ITERATIONS, _hmac, salted_password
+from keystream.auth.sasl.scram import (
+    HASHES,
+    MAX_ITERATIONS,
+    MIN_ITERATIONS,
+    _hmac,
+    credential_from_salted_password,
+    salted_password,
+)
+from keystream.broker.errors import ErrorCode
 from keystream.broker.protocol.codec import DecodeError, Writer
 from keystream.broker.protocol.messages.request_header import RequestHeader
 from keystream.broker.protocol.messages.response_header import ResponseHeader
@@ -27,7 +34,6 @@ from keystream.broker.protocol.messages.sasl_authenticate_response import SaslAu
 from keystream.broker.protocol.messages.sasl_handshake_request import SaslHandshakeRequest
 from keystream.broker.protocol.messages.sasl_handshake_response import SaslHandshakeResponse
 
-SASL_AUTHENTICATION_FAILED = 58
 MAX_RESPONSE_BYTES = 64 << 10  # SASL answers are tiny; anything bigger is not a broker talking
 
 
@@ -70,10 +76,10 @@ class ScramClient:
         without_proof = f"c=biws,r={nonce}"
         auth_message = f"{self.client_first_bare},{text},{without_proof}".encode()
         salted = salted_password(self.password, self.mechanism, salt, iterations)
+        keys = credential_from_salted_password(self.mechanism, salt, iterations, salted)  # what the broker stores
         client_key = _hmac(self.alg, salted, b"Client Key")
-        stored_key = hashlib.new(self.alg, client_key).digest()
-        proof = bytes(a ^ b for a, b in zip(client_key, _hmac(self.alg, stored_key, auth_message), strict=True))
-        self._server_signature = _hmac(self.alg, _hmac(self.alg, salted, b"Server Key"), auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, _hmac(self.alg, keys.stored_key, auth_message), strict=True))
+        self._server_signature = _hmac(self.alg, keys.server_key, auth_message)
         return f"{without_proof},p={base64.b64encode(proof).decode('ascii')}".encode()
 
     def verify(self, server_final: bytes) -> None:
@@ -147,7 +153,7 @@ async def _exchange(conn: _Connection, mechanism: str, username: str, password: 
 
 async def _authenticate(conn: _Connection, token: bytes) -> bytes:
     resp = await conn.call(SaslAuthenticateRequest(token), 1, SaslAuthenticateResponse)
-    if resp.error_code == SASL_AUTHENTICATION_FAILED:
+    if resp.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED:
         raise Refused(resp.error_message or "authentication failed")
     if resp.error_code:
         raise Unavailable(f"SaslAuthenticate error {resp.error_code}: {resp.error_message}")

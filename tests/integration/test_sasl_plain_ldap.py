@@ -11,16 +11,13 @@ import logging
 import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
-    AclPermissionType,
-    ResourcePatternType,
     ResourceType,
 )
 
-from tests.fixtures.clients import admin, create_topic
+from tests.fixtures.clients import create_topic
 from tests.fixtures.sasl import confluent_sasl, kafka_python_sasl
-from tests.fixtures.sasl_acls import consume_group
+from tests.fixtures.sasl_acls import allow, consume_group, kafka_python_values
 from tests.fixtures.slapd import PASSWORDS, SERVICE_PASSWORD
 from tests.fixtures.wire import unique_name
 
@@ -31,14 +28,6 @@ pytestmark = pytest.mark.keystream_only
 def broker(module_broker_factory, slapd):
     assert slapd.url.startswith("ldap://")  # StartTLS, verified against the slapd fixture's CA
     return module_broker_factory(tls=True, sasl="PLAIN", **slapd.properties())
-
-
-def _allow(broker, principal: str, resource: ResourceType, name: str, *ops: AclOperation) -> None:
-    bindings = [AclBinding(resource, name, ResourcePatternType.LITERAL, principal, "*", op, AclPermissionType.ALLOW)
-                for op in ops]
-    client = admin(broker)  # kept referenced until the futures resolve
-    for future in client.create_acls(bindings, request_timeout=30).values():
-        assert future.result() is None
 
 
 def _produce(broker, user: str, topic: str, values: list[bytes]) -> list:
@@ -55,7 +44,7 @@ def _produce(broker, user: str, topic: str, values: list[bytes]) -> list:
 def test_ldap_group_acl_lets_producers_write_and_refuses_others(broker):
     topic = unique_name("ldap-w")
     create_topic(broker, topic)
-    _allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
+    allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
     assert _produce(broker, "alice", topic, [b"from-alice"]) == [None]
     assert _produce(broker, "bob", topic, [b"from-bob"]) == [None]
     # carol logs in (her groups are admins and consumers) but is not in producers
@@ -72,10 +61,10 @@ def test_ldap_group_acl_on_a_consumer_group(broker):
     carol is refused a consumer group no ACL lists."""
     topic, groups = unique_name("ldap-r"), {"bob": unique_name("g"), "carol": unique_name("g")}
     create_topic(broker, topic)
-    _allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
-    _allow(broker, "Group:consumers", ResourceType.TOPIC, topic, AclOperation.READ)
+    allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
+    allow(broker, "Group:consumers", ResourceType.TOPIC, topic, AclOperation.READ)
     for group in groups.values():
-        _allow(broker, "Group:consumers", ResourceType.GROUP, group, AclOperation.READ)
+        allow(broker, "Group:consumers", ResourceType.GROUP, group, AclOperation.READ)
     values = [f"v{i}".encode() for i in range(5)]
     assert _produce(broker, "alice", topic, values) == [None] * 5
     for user, group in groups.items():
@@ -89,14 +78,14 @@ def test_ldap_group_acl_on_a_consumer_group(broker):
 
 
 def test_kafka_python_produces_and_consumes_as_ldap_users(broker):
-    from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415
+    from kafka import KafkaProducer  # noqa: PLC0415
     from kafka.errors import TopicAuthorizationFailedError  # noqa: PLC0415
 
     topic, group = unique_name("ldap-kp"), unique_name("g")
     create_topic(broker, topic)
-    _allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
-    _allow(broker, "Group:consumers", ResourceType.TOPIC, topic, AclOperation.READ)
-    _allow(broker, "Group:consumers", ResourceType.GROUP, group, AclOperation.READ)
+    allow(broker, "Group:producers", ResourceType.TOPIC, topic, AclOperation.WRITE)
+    allow(broker, "Group:consumers", ResourceType.TOPIC, topic, AclOperation.READ)
+    allow(broker, "Group:consumers", ResourceType.GROUP, group, AclOperation.READ)
     producer = KafkaProducer(**kafka_python_sasl(broker, "alice", PASSWORDS["alice"], "PLAIN"))
     try:
         for i in range(5):
@@ -112,17 +101,7 @@ def test_kafka_python_produces_and_consumes_as_ldap_users(broker):
             carol.send(topic, b"x").get(timeout=30)
     finally:
         carol.close()
-    consumer = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", consumer_timeout_ms=15000,
-                             **kafka_python_sasl(broker, "bob", PASSWORDS["bob"], "PLAIN"))
-    try:
-        values = []
-        for msg in consumer:
-            values.append(msg.value)
-            if len(values) == 5:
-                break
-    finally:
-        consumer.close()
-    assert values == [f"kp{i}".encode() for i in range(5)]
+    assert kafka_python_values(topic, group, kafka_python_sasl(broker, "bob", PASSWORDS["bob"], "PLAIN"), 5) == [f"kp{i}".encode() for i in range(5)]
 
 
 def test_confluent_kafka_wrong_password_is_an_authentication_error(broker):

@@ -12,7 +12,7 @@ from confluent_kafka.admin import (
 
 from tests.fixtures.clients import create_topic
 from tests.fixtures.sasl import confluent_sasl, kafka_python_sasl, scram_user
-from tests.fixtures.sasl_acls import allow_topic_and_group, consume_group
+from tests.fixtures.sasl_acls import allow_topic_and_group, consume_group, kafka_python_values
 from tests.fixtures.waiting import Deadline
 from tests.fixtures.wire import unique_name
 
@@ -60,7 +60,7 @@ def test_confluent_kafka_wrong_password_is_an_authentication_error(broker):
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kafka_python_with_acls(broker, mechanism):
-    from kafka import KafkaConsumer, KafkaProducer  # noqa: PLC0415
+    from kafka import KafkaProducer  # noqa: PLC0415
 
     topic, group = unique_name("scram-kp"), unique_name("g")
     create_topic(broker, topic)
@@ -70,16 +70,7 @@ def test_kafka_python_with_acls(broker, mechanism):
     for i in range(5):
         producer.send(topic, f"kp{i}".encode()).get(timeout=30)
     producer.close()
-    consumer = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", consumer_timeout_ms=15000, **conf)
-    try:
-        values = []
-        for msg in consumer:
-            values.append(msg.value)
-            if len(values) == 5:
-                break
-    finally:
-        consumer.close()
-    assert values == [f"kp{i}".encode() for i in range(5)]
+    assert kafka_python_values(topic, group, conf, 5) == [f"kp{i}".encode() for i in range(5)]
 
 
 def test_static_group_acl_applies_to_a_scram_user(broker):

@@ -30,7 +30,6 @@ from enum import Enum
 from typing import Any
 
 from keystream.auth.acl import CLUSTER_NAME, AclBinding, Authorizer, Operation, ResourceType
-from keystream.auth.acl.matching import AclIndex
 from keystream.auth.ldap import LdapDirectory, check_credentials
 from keystream.auth.ldap_cache import LoginCache
 from keystream.auth.principal import ANONYMOUS, Principal, Session
@@ -308,7 +307,7 @@ class AclRefresher:
             log.log(level, "cannot fetch the ACLs from the brokers, keeping the previous ones: %s", exc)
             self._failing = True
             return
-        self.authorizer.store.index = AclIndex(bindings)
+        self.authorizer.replace_acls(bindings)
         if self._failing:
             log.info("ACLs fetched from the brokers again")
         self._failing, self.loaded = False, True

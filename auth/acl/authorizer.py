@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from keystream.auth.acl.matching import AclIndex
 from keystream.auth.acl.model import (
     IMPLIED_BY,
     SUPPORTED_OPERATIONS,
@@ -53,6 +54,11 @@ class Authorizer:
     def load(self) -> None:
         """Reads every ACL from the metadata log (broker start)."""
         self.store.load()
+
+    def replace_acls(self, bindings: Iterable[AclBinding]) -> None:
+        """Decide with exactly these ACLs from now on: a copy of the brokers' ACLs kept by another
+        process (the schema registry), with no metadata log of its own."""
+        self.store.index = AclIndex(bindings)
 
     # ------------------------------------------------------------------ checks
 

@@ -9,6 +9,7 @@ a caller sees its own write (and everything before it) in the Store. The registr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import uuid
@@ -87,12 +88,15 @@ class KafkaStore:
     async def start(self) -> None:
         """Create/check the topic, start reading, and return once the state is read to the end."""
         self._loop = asyncio.get_running_loop()
-        end = await asyncio.wait_for(self._loop.run_in_executor(None, self._prepare_topic), self.init_timeout)
+        await asyncio.wait_for(self._loop.run_in_executor(None, self._prepare_topic), self.init_timeout)
         self._producer = Producer({**self._conf, "acks": "all", "enable.idempotence": True, "linger.ms": 0,
                                    "error_cb": self._client_error})
         consumer = Consumer({**self._conf, "group.id": f"keystream-registry-{uuid.uuid4()}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
                              "fetch.wait.max.ms": 100, "error_cb": self._client_error})
+        watermarks = functools.partial(consumer.get_watermark_offsets, TopicPartition(self.topic, 0),
+                                       timeout=self.init_timeout)
+        _, end = await self._loop.run_in_executor(None, watermarks)  # read to here before serving
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         self._spawn("reader", self._read, consumer)
         self._spawn("producer", self._serve_producer)
@@ -123,8 +127,8 @@ class KafkaStore:
         log.warning("kafkastore client: %s", err)
 
     # ---------------------------------------------------------------- topic
-    def _prepare_topic(self) -> int:
-        """(Thread) Create the topic if missing, check it, and return its end offset."""
+    def _prepare_topic(self) -> None:
+        """(Thread) Create the topic if missing and check it."""
         admin = AdminClient(self._conf)
         try:
             metadata = admin.list_topics(timeout=self.init_timeout)
@@ -141,12 +145,6 @@ class KafkaStore:
         policy = entries.get("cleanup.policy")
         if policy is None or "compact" not in policy.value:
             raise KafkaStoreError(f"topic {self.topic} must have cleanup.policy=compact, not {policy and policy.value}")
-        probe = Consumer({**self._conf, "group.id": f"keystream-registry-{uuid.uuid4()}"})
-        try:
-            _, end = probe.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=self.init_timeout)
-        finally:
-            probe.close()
-        return end
 
     def _create_topic(self, admin: AdminClient) -> None:
         new = NewTopic(self.topic, num_partitions=1, replication_factor=self.replication,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from keystream.auth.acl import Authorizer
 from keystream.auth.scram_store import ScramStore
+from keystream.auth.tenants import TenantStore
 from keystream.broker.group_commit import GroupCommits
 from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
@@ -53,8 +54,9 @@ class Broker:
         self.groups = GroupCoordinator(self.logs, config)
         self.groups.on_append = self.notify_append
         self.producer_ids = ProducerIdManager(Path(log_dirs[0]))
-        self.metadata = MetadataLog(self.logs)  # ACLs now; SCRAM users and tenants later
-        self.authorizer = Authorizer(config, self.metadata)
+        self.metadata = MetadataLog(self.logs)  # ACLs, SCRAM users and tenants
+        self.tenants = TenantStore(self.metadata)
+        self.authorizer = Authorizer(config, self.metadata, self.tenants)
         self.scram = ScramStore(self.metadata)
         self.group_commits = GroupCommits()
         self.schema_validator = None  # topics with confluent.*.schema.validation; needs a registry URL
@@ -71,6 +73,7 @@ class Broker:
         started = time.monotonic()
         self.logs.load()
         self.metadata.open()
+        self.tenants.load()
         self.authorizer.load()
         self.scram.load()
         await self.groups.start()

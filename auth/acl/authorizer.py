@@ -6,12 +6,25 @@ session's principals (the principal, its LDAP groups, and `User:*`) and host (ex
 A matching DENY (same operation or ALL) wins; then a matching ALLOW (same operation, ALL, or one
 that implies it); a resource with no ACL at all is allowed only with
 `allow.everyone.if.no.acl.found=true`; everything else is denied.
+
+Tenants (auth/tenants.py) narrow this for a session whose principal (or group) belongs to one,
+after the super-user check (super users belong to no tenant):
+- TOPIC, GROUP and TRANSACTIONAL_ID names outside the tenant's prefix (`acme.`, case-sensitive) are
+  denied whatever the ACLs say; callers already answer as for a missing resource where Kafka hides
+  existence.
+- Inside the prefix a matching DENY wins; else the tenant's implicit permissions allow (TENANT_IMPLICIT);
+  else the ACLs, which must ALLOW explicitly.
+- Every other resource (CLUSTER, ...) gets only what ACLs grant explicitly, never CLUSTER CREATE (that
+  would create topics anywhere; topic CREATE inside the prefix is implicit). For tenant sessions
+  `allow.everyone.if.no.acl.found` never applies: it would hand the cluster to every tenant.
+Being a tenant admin grants nothing here; the ACL handlers and the admin API check that role
+themselves, and scope what an admin manages to the tenant (`tenant_acl_scope`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from keystream.auth.acl.matching import AclIndex
@@ -31,8 +44,28 @@ from keystream.auth.acl.model import (
 )
 from keystream.auth.acl.store import AclStore
 from keystream.auth.principal import Session
+from keystream.auth.tenants import Tenant, TenantStore
 
 log = logging.getLogger("keystream.authorizer")
+
+
+# What a tenant's members may do inside its namespace without any ACL (an explicit DENY still wins).
+TENANT_IMPLICIT: dict[ResourceType, frozenset[Operation]] = {
+    ResourceType.TOPIC: frozenset({Operation.CREATE, Operation.DESCRIBE, Operation.READ, Operation.WRITE,
+                                   Operation.DESCRIBE_CONFIGS, Operation.ALTER_CONFIGS, Operation.DELETE}),
+    ResourceType.GROUP: frozenset({Operation.READ, Operation.DESCRIBE, Operation.DELETE}),
+    ResourceType.TRANSACTIONAL_ID: frozenset({Operation.WRITE, Operation.DESCRIBE}),
+}
+NAMESPACED = frozenset(TENANT_IMPLICIT)
+
+
+def tenant_acl_scope(tenant: Tenant, b: AclBinding) -> bool:
+    """Whether a tenant admin may create, see or delete the binding: a LITERAL or PREFIXED pattern on
+    a namespaced resource inside the tenant's prefix, for one of the tenant's own principals."""
+    return (b.resource_type in NAMESPACED
+            and b.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED)
+            and tenant.owns(b.name)
+            and b.principal in tenant.members)
 
 
 def parse_super_users(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -46,10 +79,11 @@ def parse_super_users(value: str | Iterable[str] | None) -> frozenset[str]:
 class Authorizer:
     """ACL checks plus ACL management, over an AclStore kept in the broker's metadata log."""
 
-    def __init__(self, config: Mapping[str, Any], metadata_log):
+    def __init__(self, config: Mapping[str, Any], metadata_log, tenants: TenantStore | None = None):
         self.super_users = parse_super_users(config.get("super.users"))
         self.allow_if_no_acl = bool(config.get("allow.everyone.if.no.acl.found", False))
         self.store = AclStore(metadata_log)
+        self.tenants = tenants
 
     def load(self) -> None:
         """Reads every ACL from the metadata log (broker start)."""
@@ -73,18 +107,48 @@ class Authorizer:
     def _principals(session: Session) -> set[str]:
         return {str(session.principal), WILDCARD_PRINCIPAL, *(str(g) for g in session.groups)}
 
+    def tenant_of(self, session: Session) -> Tenant | None:
+        """The tenant whose rules bind the session: None for super users and principals of no tenant."""
+        if self.tenants is None or self.is_super_user(session):
+            return None
+        return self.tenants.of(session)
+
     def authorize(self, session: Session, op: Operation, rtype: ResourceType, name: str) -> bool:
         if self.is_super_user(session):
             return True
-        acls = self.store.index.for_resource(rtype, name)
-        if not acls:
-            allowed = self.allow_if_no_acl
+        tenant = self.tenants.of(session) if self.tenants is not None else None
+        if tenant is not None:
+            allowed = self._tenant_decide(tenant, session, op, rtype, name)
         else:
-            allowed = self._decide(acls, self._principals(session), session.client_host, op)
+            acls = self.store.index.for_resource(rtype, name)
+            if not acls:
+                allowed = self.allow_if_no_acl
+            else:
+                allowed = self._decide(acls, self._principals(session), session.client_host, op)
         if not allowed:
             log.debug("denied %s %s on %s:%s from %s", session.principal, op.name, rtype.name, name,
                       session.client_host)
         return allowed
+
+    def _tenant_decide(self, tenant: Tenant, session: Session, op: Operation, rtype: ResourceType,
+                       name: str) -> bool:
+        if rtype in NAMESPACED:
+            if not tenant.owns(name):
+                return False
+            acls = self.store.index.for_resource(rtype, name)
+            principals, host = self._principals(session), session.client_host
+            if op in TENANT_IMPLICIT[rtype]:
+                return not self._denied(acls, principals, host, op)
+            return self._decide(acls, principals, host, op)
+        if rtype is ResourceType.CLUSTER and op is Operation.CREATE:
+            return False
+        return self._decide(self.store.index.for_resource(rtype, name), self._principals(session),
+                            session.client_host, op)
+
+    @staticmethod
+    def _denied(acls: list[AclBinding], principals: set[str], host: str, op: Operation) -> bool:
+        return any(b.permission == Permission.DENY and (b.operation == op or b.operation == Operation.ALL)
+                   and b.principal in principals and (b.host == host or b.host == WILDCARD_HOST) for b in acls)
 
     @staticmethod
     def _decide(acls: list[AclBinding], principals: set[str], host: str, op: Operation) -> bool:
@@ -115,11 +179,18 @@ class Authorizer:
         allow.everyone.if.no.acl.found), or when an ALLOW (exact operation or ALL, no implication)
         exists whose pattern is not dominated by a DENY: a wildcard DENY denies all; a literal DENY
         cancels the same literal ALLOW; a prefixed DENY cancels every ALLOW starting with it.
+        For a tenant's session only the parts of ALLOW patterns inside its namespace count, its
+        implicit operations count unless a DENY covers the whole namespace, and CLUSTER CREATE is
+        never allowed (as in `authorize`).
         """
         if op in (Operation.ANY, Operation.UNKNOWN) or rtype in (ResourceType.ANY, ResourceType.UNKNOWN):
             raise ValueError(f"authorize_by_resource_type needs a concrete operation and type, not {op!r}/{rtype!r}")
-        if self.authorize(session, op, rtype, "hardcode"):
+        tenant = None if self.tenants is None or self.is_super_user(session) else self.tenants.of(session)
+        if tenant is None and self.authorize(session, op, rtype, "hardcode"):
             return True
+        if tenant is not None and rtype is ResourceType.CLUSTER and op is Operation.CREATE:
+            return False
+        namespaced = tenant is not None and rtype in NAMESPACED
         principals, host = self._principals(session), session.client_host
         deny = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
         allow = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
@@ -129,15 +200,23 @@ class Authorizer:
                 continue
             if b.operation != op and b.operation != Operation.ALL:
                 continue
-            wildcard = b.pattern_type == PatternType.LITERAL and b.name == WILDCARD_RESOURCE
+            kind, name = b.pattern_type, b.name
+            wildcard = kind == PatternType.LITERAL and name == WILDCARD_RESOURCE
             if b.permission == Permission.DENY:
                 if wildcard:
                     return False
-                deny[b.pattern_type].add(b.name)
+                deny[kind].add(name)
+            elif namespaced:  # only the part of the pattern inside the tenant's namespace counts
+                if wildcard or (kind == PatternType.PREFIXED and tenant.prefix.startswith(name)):
+                    allow[PatternType.PREFIXED].add(tenant.prefix)
+                elif tenant.owns(name):
+                    allow[kind].add(name)
             elif wildcard:
                 wildcard_allow = True
             else:
-                allow[b.pattern_type].add(b.name)
+                allow[kind].add(name)
+        if namespaced and op in TENANT_IMPLICIT[rtype]:  # allowed on the whole namespace unless a DENY covers it
+            return not any(tenant.prefix.startswith(p) for p in deny[PatternType.PREFIXED])
         if wildcard_allow:
             return True
         for kind, names in allow.items():
@@ -167,18 +246,22 @@ class Authorizer:
             results = [exc if r is None else r for r in results]
         return results
 
-    def describe(self, f: AclBindingFilter) -> list[AclBinding]:
-        """The ACLs the filter matches (raises InvalidAcl for a filter with UNKNOWN parts)."""
-        return self.store.matching(f.validate())
+    def describe(self, f: AclBindingFilter, scope: Callable[[AclBinding], bool] | None = None) -> list[AclBinding]:
+        """The ACLs the filter matches (raises InvalidAcl for a filter with UNKNOWN parts), only those
+        `scope` accepts when given (a tenant admin's view)."""
+        found = self.store.matching(f.validate())
+        return found if scope is None else [b for b in found if scope(b)]
 
-    def delete(self, filters: list[AclBindingFilter]) -> list[list[AclBinding] | Exception]:
+    def delete(self, filters: list[AclBindingFilter],
+               scope: Callable[[AclBinding], bool] | None = None) -> list[list[AclBinding] | Exception]:
         """Per filter: the bindings it deleted, or why it failed. An ACL matched by several filters
-        is reported under each (and deleted once), as Kafka does."""
+        is reported under each (and deleted once), as Kafka does. With `scope`, only the bindings it
+        accepts are matched at all (a tenant admin deletes inside its tenant only)."""
         results: list[list[AclBinding] | Exception] = []
         doomed: set[AclBinding] = set()
         for f in filters:
             try:
-                matched = self.store.matching(f.validate())
+                matched = self.describe(f, scope)
             except InvalidAcl as exc:
                 results.append(exc)
                 continue

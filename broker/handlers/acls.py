@@ -4,11 +4,20 @@ The APIs themselves need Cluster Alter (create, delete) or Cluster Describe (des
 CLUSTER_AUTHORIZATION_FAILED. Bad bindings and filters fail one by one with INVALID_REQUEST and a
 message; wire codes a newer client may send are read as UNKNOWN (Kafka's fromCode) and refused.
 Before v1 the pattern type is not on the wire and is LITERAL, so older clients see only literal ACLs.
+
+Tenants: a session of a tenant (auth/tenants.py) may use these APIs when it is a tenant admin (or its
+ACLs grant the Cluster operation), and then only inside its tenant, whatever its ACLs say: it creates,
+sees and deletes only LITERAL or PREFIXED topic/group/transactional-id patterns inside the tenant's
+prefix for the tenant's own principals (`tenant_acl_scope`). A creation outside that is refused with
+CLUSTER_AUTHORIZATION_FAILED and the same message as a caller without Cluster Alter, so the answer
+says nothing about what exists outside; ACLs outside are neither listed nor deleted.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 
 from keystream.auth.acl import (
     CLUSTER_NAME,
@@ -18,6 +27,7 @@ from keystream.auth.acl import (
     Operation,
     ResourceType,
 )
+from keystream.auth.acl.authorizer import tenant_acl_scope
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.create_acls_request import CreateAclsRequest
@@ -55,15 +65,40 @@ def _cluster_allowed(ctx, op: Operation) -> bool:
     return ctx.allowed(op, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
+Scope = Callable[[AclBinding], bool]
+
+
+def _access(ctx, op: Operation) -> tuple[bool, Scope | None]:
+    """(may use the API, the bindings it may manage: None for all)."""
+    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
+    if tenant is None:
+        return _cluster_allowed(ctx, op), None
+    return tenant.is_admin(ctx.session) or _cluster_allowed(ctx, op), partial(tenant_acl_scope, tenant)
+
+
+def _out_of_scope(b: AclBinding, scope: Scope) -> Exception | None:
+    """Why a tenant admin may not create `b`: INVALID_REQUEST for a malformed binding (as anyone
+    gets), else CLUSTER_AUTHORIZATION_FAILED when it lies outside the tenant."""
+    try:
+        b.validate()
+    except InvalidAcl as exc:
+        return exc
+    return None if scope(b) else KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE)
+
+
 @api(CreateAclsRequest)
 async def create_acls(ctx, req: CreateAclsRequest) -> CreateAclsResponse:
-    if not _cluster_allowed(ctx, Operation.ALTER):
+    allowed, scope = _access(ctx, Operation.ALTER)
+    if not allowed:
         return CreateAclsResponse(0, [AclCreationResult(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE)
                                       for _ in req.creations])
     bindings = [AclBinding(c.resource_type, c.resource_name, c.resource_pattern_type, c.principal, c.host,
                            c.operation, c.permission_type) for c in req.creations]
+    refused = [None if scope is None else _out_of_scope(b, scope) for b in bindings]
+    created = iter(ctx.broker.authorizer.create([b for b, r in zip(bindings, refused, strict=True) if r is None]))
     results = []
-    for outcome in ctx.broker.authorizer.create(bindings):
+    for refusal in refused:
+        outcome = refusal if refusal is not None else next(created)
         results.append(AclCreationResult(0, None) if outcome is None else AclCreationResult(*_error(outcome)))
     return CreateAclsResponse(0, results)
 
@@ -83,10 +118,11 @@ def _order(b: AclBinding) -> tuple:
 
 @api(DescribeAclsRequest)
 async def describe_acls(ctx, req: DescribeAclsRequest) -> DescribeAclsResponse:
-    if not _cluster_allowed(ctx, Operation.DESCRIBE):
+    allowed, scope = _access(ctx, Operation.DESCRIBE)
+    if not allowed:
         return DescribeAclsResponse(0, ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE, [])
     try:
-        found = ctx.broker.authorizer.describe(_filter(req))
+        found = ctx.broker.authorizer.describe(_filter(req), scope)
     except InvalidAcl as exc:
         return DescribeAclsResponse(0, *_error(exc), [])
     return DescribeAclsResponse(0, 0, None, _describe_resources(found))
@@ -99,11 +135,12 @@ def _deleted(b: AclBinding) -> DeleteAclsMatchingAcl:
 
 @api(DeleteAclsRequest)
 async def delete_acls(ctx, req: DeleteAclsRequest) -> DeleteAclsResponse:
-    if not _cluster_allowed(ctx, Operation.ALTER):
+    allowed, scope = _access(ctx, Operation.ALTER)
+    if not allowed:
         return DeleteAclsResponse(0, [DeleteAclsFilterResult(ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
                                                              CLUSTER_AUTH_MESSAGE, []) for _ in req.filters])
     results = []
-    for outcome in ctx.broker.authorizer.delete([_filter(f) for f in req.filters]):
+    for outcome in ctx.broker.authorizer.delete([_filter(f) for f in req.filters], scope):
         if isinstance(outcome, Exception):
             results.append(DeleteAclsFilterResult(*_error(outcome), []))
         else:

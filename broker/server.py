@@ -34,6 +34,7 @@ from keystream.broker.protocol.codec import DecodeError
 from keystream.broker.protocol.framing import frame_response as _frame
 from keystream.broker.protocol.messages.api_versions_response import ApiVersion, ApiVersionsResponse
 from keystream.broker.protocol.messages.request_header import RequestHeader
+from keystream.broker.quotas import REQUEST, QuotaManager, TimedCoroutine, nanos_to_percentage
 from keystream.broker.sasl_session import READY, SaslSession
 from keystream.configdef import ConfigError
 from keystream.service_loop import LOG_FORMAT, run_service
@@ -58,6 +59,9 @@ _API_VERSIONS = 18
 # never reads otherwise made the broker hold 500 of them (RSS 51 -> 914 MiB, measured).
 # librdkafka's 5 in-flight 1 MiB batches stay far below it.
 _MAX_QUEUED_BYTES = 16 << 20
+# Not counted against request_percentage quotas (Kafka exempts these too): ApiVersions, SaslHandshake,
+# SaslAuthenticate.
+_QUOTA_EXEMPT = frozenset({18, 17, 36})
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -85,6 +89,7 @@ class Connection(asyncio.BufferedProtocol):
         self.sasl: SaslSession | None = None  # on SASL listeners: the authentication state
         self.busy = False
         self.last_active = time.monotonic()
+        self._mute_ms = 0  # KIP-219: after the response just written, read nothing for this long
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -232,6 +237,8 @@ class Connection(asyncio.BufferedProtocol):
                 finally:
                     self.busy = False
                 if out is None:
+                    if self._mute_ms:  # a throttled acks=0 produce: no response, muted all the same
+                        await self._mute()
                     continue
                 if out is False:
                     self.close()
@@ -242,6 +249,8 @@ class Connection(asyncio.BufferedProtocol):
                 self.last_active = time.monotonic()
                 if not self._can_write.is_set():
                     await self._can_write.wait()
+                if self._mute_ms:
+                    await self._mute()
         except asyncio.CancelledError:
             pass
 
@@ -271,15 +280,48 @@ class Connection(asyncio.BufferedProtocol):
                         self.client_host, handler.request_cls.__name__, version, e)
             return False
         ctx = RequestContext(self.broker, version, correlation_id, header.client_id, self.session)
+        quotas = self.server.quotas()
+        timed = api_key not in _QUOTA_EXEMPT and quotas.enabled(REQUEST, self.session)
         try:
-            response = await handler.fn(ctx, request)
+            if timed:
+                call = TimedCoroutine(handler.fn(ctx, request))
+                response = await call
+            else:
+                response = await handler.fn(ctx, request)
         except Exception:
             log.exception("closing connection from %s: %s v%d handler failed",
                           self.client_host, handler.request_cls.__name__, version)
             return False
+        self._mute_ms = self._throttle(quotas, ctx, response, call.ns if timed else None)
         if response is None:
             return None
         return _frame(response, version, correlation_id, flexible and api_key != _API_VERSIONS)
+
+    # -- client quotas (broker/quotas.py): KIP-219, respond at once, then mute -------------------
+    def _throttle(self, quotas: QuotaManager, ctx: RequestContext, response, handler_ns: int | None) -> int:
+        """The response's throttle time: the handler's (byte rates), raised to the request_percentage
+        throttle when the handler's loop time was measured; 0 for none."""
+        if response is None:
+            return quotas.take_mute(self.session)
+        throttle = getattr(response, "throttle_time_ms", 0) or 0
+        if handler_ns is not None:
+            request_ms = quotas.record(REQUEST, self.session, ctx.client_id, nanos_to_percentage(handler_ns))
+            if request_ms > throttle and hasattr(response, "throttle_time_ms"):
+                response.throttle_time_ms = throttle = request_ms
+        return throttle
+
+    async def _mute(self) -> None:
+        """Reads (and handles) nothing more from this client for `_mute_ms`, as Kafka mutes a
+        throttled channel; queued-frame back-pressure (`_reading_paused`) keeps its own say."""
+        ms, self._mute_ms = self._mute_ms, 0
+        if self.transport.is_closing():
+            return
+        self.transport.pause_reading()
+        try:
+            await asyncio.sleep(ms / 1000)
+        finally:
+            if not self._reading_paused and not self.transport.is_closing():
+                self.transport.resume_reading()
 
 
 def log_refused(client_host: str, listener: str, reason: str) -> None:
@@ -321,6 +363,13 @@ class Server:
             self.tls = TlsContexts(broker.config, {lst.name: client_auth(broker.config, lst) for lst in tls_listeners})
         has_sasl = any(lst.security_protocol.startswith("SASL_") for lst in broker.config.listeners)
         self.sasl = SaslRegistry(broker.config, broker) if has_sasl else None
+        self._quotas: QuotaManager | None = None
+
+    def quotas(self) -> QuotaManager:
+        """The broker's quota manager, made on first use (after the broker has opened its metadata log)."""
+        if self._quotas is None:
+            self._quotas = QuotaManager.of(self.broker)
+        return self._quotas
 
     def principal_of(self, ssl_object) -> Principal:
         """User:<mapped subject DN> for a client certificate; User:ANONYMOUS without one."""
@@ -479,6 +528,11 @@ async def serve(config, on_started=None) -> None:
     event loop once the listeners accept connections (`keystream up` then creates its SCRAM user)."""
     broker = Broker(config)
     server = Server(broker)  # builds the TLS contexts first: bad ssl.* files fail start-up early
+    admin = None
+    if config["admin.listener"]:
+        from keystream.broker.admin.server import AdminServer  # grpc only when the admin API is on
+
+        admin = AdminServer(broker, server)
     await broker.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -486,6 +540,8 @@ async def serve(config, on_started=None) -> None:
         loop.add_signal_handler(sig, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     try:
+        if admin is not None:  # before the Kafka listeners: a broker that answers has its admin API up
+            await admin.start()
         await server.start()
         # Everything built at start-up (modules, config, loaded logs) lives as long as the process: move
         # it out of the cyclic GC's reach, or every full collection walks it all on the loop (~15 ms).
@@ -496,6 +552,8 @@ async def serve(config, on_started=None) -> None:
         await stopping.wait()
         log.info("shutting down")
     finally:
+        if admin is not None:
+            await admin.stop()
         await server.stop()
         await broker.stop()
     log.info("stopped cleanly")

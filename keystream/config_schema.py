@@ -54,6 +54,7 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
          "Semicolon-separated principals allowed everything, e.g. `User:admin;User:CN=broker-0`."),
     Prop("allow.everyone.if.no.acl.found", "bool", False,
          "Allow an operation on a resource that has no ACL at all (Kafka's default, false, is kept)."),
+    Prop("admin.listener", "string", None, "`host:port` of the gRPC admin API (tenants, quotas, SCRAM users, ACLs, cluster status, grpc.health.v1), served with TLS from the broker's `ssl.*` files and client certificates required; every call is authorized like a Kafka request (Cluster Alter/Describe, or tenant admin). Unset: no admin API (Keystream)."),
     Prop("principal.groups", "string", None, "Static groups for principals without directory groups (mTLS, SCRAM, Kerberos), e.g. `devs=User:alice|User:bob;ops=User:CN=carol`; ACLs and `super.users` may name `Group:devs` (Keystream).", STATIC_GROUPS),
     # --- SASL framework (issue 6): SaslHandshake/SaslAuthenticate on SASL_PLAINTEXT and SASL_SSL listeners
     Prop("sasl.enabled.mechanisms", "list", "SCRAM-SHA-256,SCRAM-SHA-512", "Mechanisms a SASL listener offers (Kafka's default is GSSAPI; Keystream's are the SCRAM ones, which need no directory or KDC).", one_of("GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), per_listener=True),
@@ -146,6 +147,9 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
     Prop("max.connections.per.ip", "int", INT_MAX, "Maximum connections from one IP address.", at_least(0)),
     Prop("connections.max.idle.ms", "long", 600000, "Close connections idle for longer than this."),
     Prop("queued.max.requests", "int", 500, "Requests queued per connection before reading pauses.", at_least(1)),
+    # --- client quotas (issue 8): rates over quota.window.num samples of quota.window.size.seconds
+    Prop("quota.window.num", "int", 11, "Number of samples kept to measure client quota rates (producer_byte_rate, consumer_byte_rate, request_percentage).", at_least(1)),
+    Prop("quota.window.size.seconds", "int", 1, "Time span of one client quota sample; a throttle lasts at most `quota.window.num` samples (one sample for request_percentage).", at_least(1)),
     Prop("num.network.threads", "int", 3, "Network threads." + NO_EFFECT, at_least(1)),
     Prop("num.io.threads", "int", 8, "Request handler threads." + NO_EFFECT, at_least(1)),
     # --- consumer groups and offsets

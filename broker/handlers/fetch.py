@@ -22,6 +22,7 @@ from keystream.broker.protocol.messages.fetch_response import (
     FetchResponse,
     PartitionData,
 )
+from keystream.broker.quotas import FETCH, QuotaManager
 
 
 def _partition_error(index: int, code: ErrorCode) -> PartitionData:
@@ -58,11 +59,13 @@ def _denials(ctx, req: FetchRequest) -> list[ErrorCode | None]:
     return out
 
 
-def _read(ctx, req: FetchRequest, denials: list[ErrorCode | None]):
+def _read(ctx, req: FetchRequest, denials: list[ErrorCode | None], quota_cap: float):
     """One pass over the requested partitions: (response topics, bytes read, any error)."""
     logs = ctx.broker.logs
     by_id = ctx.version >= 13
     left = min(req.max_bytes, ctx.broker.config["fetch.max.bytes"])  # Kafka caps a client's ask the same way
+    if quota_cap < left:  # consumer_byte_rate: no more than the quota window could take (as Kafka)
+        left = max(1, int(quota_cap))
     total = 0
     errors = False
     topics = []
@@ -116,11 +119,17 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
     deadline = loop.time() + req.max_wait_ms / 1000
     broker = ctx.broker
     denials = _denials(ctx, req)
+    quotas = _consumer_quotas(ctx, req)
+    cap = quotas.max_value_in_window(FETCH, ctx.session, ctx.client_id) if quotas else float("inf")
     while True:
-        topics, total, errors = _read(ctx, req, denials)
+        topics, total, errors = _read(ctx, req, denials, cap)
         remaining = deadline - loop.time()
         if total >= req.min_bytes or errors or remaining <= 0 or not req.topics:
-            return FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
+            # consumer_byte_rate: the records go out with the throttle time and the connection is then
+            # muted (Kafka answers a throttled fetch empty instead, which never progresses when one
+            # batch exceeds what the quota window holds; see broker/quotas.py)
+            throttle_ms = quotas.record(FETCH, ctx.session, ctx.client_id, total) if quotas else 0
+            return FetchResponse(throttle_time_ms=throttle_ms, error_code=0, session_id=0, responses=topics)
         names = _names(ctx, req)
         tps = [(name, fp.partition) for ft, name in zip(req.topics, names, strict=False) for fp in ft.partitions]
         waiter = broker.data_waiter(tps)
@@ -130,6 +139,13 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
             pass
         finally:
             broker.drop_waiter(waiter, tps)
+
+
+def _consumer_quotas(ctx, req: FetchRequest) -> QuotaManager | None:
+    """The quota manager when a consumer_byte_rate applies to this (consumer, not follower) fetch."""
+    quotas = QuotaManager.of(ctx.broker)
+    follower = (req.replica_state.replica_id if ctx.version >= 15 else req.replica_id) >= 0
+    return quotas if not follower and quotas.enabled(FETCH, ctx.session) else None
 
 
 def _names(ctx, req: FetchRequest) -> list[str]:

@@ -22,6 +22,7 @@ from keystream.broker.protocol.messages.produce_response import (
     ProduceResponse,
     TopicProduceResponse,
 )
+from keystream.broker.quotas import PRODUCE, QuotaManager
 from keystream.broker.records import validate_batches
 
 _MAGIC_AT, _ATTRIBUTES_AT = 16, 21  # RecordBatch header: magic byte, then CRC, then attributes (int16)
@@ -149,6 +150,18 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
         due = [(plog, resp) for plog, resp in appended if plog.flush_due()]
         if due:
             await _wait_for_disk(broker.group_commits, due)
+    throttle_ms = _quota_throttle(ctx, req)
     if req.acks == 0:
+        QuotaManager.of(broker).mute_without_response(ctx.session, throttle_ms)
         return None
-    return ProduceResponse(responses=responses, throttle_time_ms=0)
+    return ProduceResponse(responses=responses, throttle_time_ms=throttle_ms)
+
+
+def _quota_throttle(ctx, req: ProduceRequest) -> int:
+    """producer_byte_rate (broker/quotas.py): the request's record bytes, recorded whether or not they
+    were appended, as Kafka does; the records are kept either way, the client is only slowed down."""
+    quotas = QuotaManager.of(ctx.broker)
+    if not quotas.enabled(PRODUCE, ctx.session):
+        return 0
+    size = sum(len(pd.records) for td in req.topic_data for pd in td.partition_data if pd.records is not None)
+    return quotas.record(PRODUCE, ctx.session, ctx.client_id, size)

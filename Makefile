@@ -20,7 +20,7 @@ test: test-deps
 
 test-deps:
 	@.ci/system-deps test
-	@$(PYTHON) -c "import keystream.broker, keystream.registry, aiohttp, fastavro, avro, authlib, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy, ldap, gssapi" 2>/dev/null \
+	@$(PYTHON) -c "import keystream.broker, keystream.registry, aiohttp, fastavro, avro, authlib, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy, ldap, gssapi, grpc, grpc_health, grpc_tools, google.protobuf" 2>/dev/null \
 		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e '.[test]'
 
 lint:
@@ -28,6 +28,7 @@ lint:
 
 gen:
 	$(PYTHON) -m keystream.broker.protocol.codegen
+	$(PYTHON) -m keystream.broker.admin.gen
 
 bench:
 	$(PYTHON) -m bench.run

@@ -17,8 +17,10 @@ from keystream.cli_certs import certs
 from keystream.cli_common import log_level_option, setup_logging
 from keystream.cli_consume import consume
 from keystream.cli_produce import produce
+from keystream.cli_quota import quota
 from keystream.cli_registry import registry
 from keystream.cli_schema import schema
+from keystream.cli_tenant import tenant
 from keystream.cli_topic import topic
 from keystream.cli_user import user
 from keystream.config import Config, ConfigError, load_config
@@ -126,6 +128,8 @@ cli.add_command(consume)
 cli.add_command(registry)
 cli.add_command(user)
 cli.add_command(schema)
+cli.add_command(tenant)
+cli.add_command(quota)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,188 @@
+"""Who calls the admin API: TLS material for grpc from the broker's ssl.* files, and the principal
+of a call's client certificate, mapped as the broker's SSL listeners map it.
+
+grpc takes PEM bytes, not an SSLContext, so the key and chain of `ssl.keystore.location` and the
+CAs of `ssl.truststore.location` are read here (an encrypted key is decrypted in memory with
+`ssl.key.password`). Client certificates are required (mTLS): a client without one fails the
+handshake. grpc's handshake checks the chain; what the broker's own TLS contexts also check is
+repeated per call: the certificate must carry the clientAuth extended key usage and must not be
+listed in `ssl.crl.location`. The files are watched like the broker's: a changed certificate, CA
+bundle or CRL applies to new connections (a reload that fails keeps the previous material).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from keystream.auth.principal import Principal, Session
+from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
+from keystream.auth.static_groups import parse_static_groups
+from keystream.auth.tls import has_client_auth_eku
+from keystream.configdef import ConfigError
+
+log = logging.getLogger("keystream.admin")
+
+LISTENER = "ADMIN"
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+_FILE_PROPS = ("ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location")
+_CACHE = 256  # principals of recently seen certificates
+
+
+class Unauthenticated(Exception):
+    """The call's certificate does not authenticate anyone (no clientAuth EKU, revoked, unmappable)."""
+
+
+def _read(config: Mapping[str, Any], prop: str) -> bytes:
+    path = config.get(prop)
+    if not path:
+        raise ConfigError(f"Missing required configuration {prop}: needed by admin.listener")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
+
+
+def _key_and_chain(config: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """(unencrypted PKCS#8 key PEM, certificate chain PEM) from ssl.keystore.location."""
+    pem = _read(config, "ssl.keystore.location")
+    where = f"Invalid value '{config.get('ssl.keystore.location')}' for configuration ssl.keystore.location"
+    chain = b"".join(m.group(0) for m in _PEM_CERT.finditer(pem))
+    password = config.get("ssl.key.password")
+    password = getattr(password, "value", password)
+    try:
+        key = serialization.load_pem_private_key(pem, password.encode() if password else None)
+    except TypeError:
+        raise ConfigError("the private key in ssl.keystore.location is encrypted: set ssl.key.password") from None
+    except ValueError:
+        raise ConfigError(f"{where}: no readable private key (wrong ssl.key.password?)") from None
+    if not chain:
+        raise ConfigError(f"{where}: no certificate in it")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, chain
+
+
+class AdminTls:
+    """grpc server credentials over the broker's ssl.* files, reloaded when they change, plus the
+    per-call checks (EKU, CRL) and the certificate → principal mapping."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+        self.mapper = SslPrincipalMapper(config.get("ssl.principal.mapping.rules") or "DEFAULT")
+        self.static_groups = parse_static_groups(config.get("principal.groups"))
+        self._lock = threading.Lock()
+        self._stamp = self._files_stamp()
+        self._material = self._load()
+        self._principals: OrderedDict[bytes, Principal] = OrderedDict()
+
+    # ------------------------------------------------------------------ credentials
+    def _load(self) -> tuple[grpc.ServerCertificateConfiguration, list[x509.CertificateRevocationList]]:
+        key, chain = _key_and_chain(self.config)
+        roots = _read(self.config, "ssl.truststore.location")
+        if not _PEM_CERT.search(roots):
+            raise ConfigError(f"Invalid value '{self.config.get('ssl.truststore.location')}' for configuration"
+                              " ssl.truststore.location: not a PEM CA bundle")
+        crls = []
+        if self.config.get("ssl.crl.location"):
+            crls = self._crls(_read(self.config, "ssl.crl.location"), roots)
+        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=roots), crls
+
+    def _crls(self, pem: bytes, roots: bytes) -> list[x509.CertificateRevocationList]:
+        """The CRLs of the file, each checked against the CA in the truststore that signed it."""
+        where = f"Invalid value '{self.config.get('ssl.crl.location')}' for configuration ssl.crl.location"
+        blocks = re.findall(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", pem, re.S)
+        if not blocks:
+            raise ConfigError(f"{where}: not a PEM CRL")
+        cas = [x509.load_pem_x509_certificate(m.group(0)) for m in _PEM_CERT.finditer(roots)]
+        crls = []
+        for block in blocks:
+            crl = x509.load_pem_x509_crl(block)
+            if not any(ca.subject == crl.issuer and crl.is_signature_valid(ca.public_key()) for ca in cas):
+                raise ConfigError(f"{where}: a CRL not signed by a CA of ssl.truststore.location")
+            crls.append(crl)
+        return crls
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(self._material[0], self._fetch, require_client_authentication=True)
+
+    def _files_stamp(self) -> tuple:
+        stamp = []
+        for prop in _FILE_PROPS:
+            path = self.config.get(prop)
+            try:
+                st = os.stat(path) if path else None
+            except OSError:
+                st = None
+            stamp.append(None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamp)
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """grpc asks before each new handshake: new material when the files changed, else None."""
+        stamp = self._files_stamp()
+        if stamp == self._stamp:
+            return None
+        with self._lock:
+            self._stamp = stamp
+            try:
+                material = self._load()
+            except (ConfigError, ValueError) as exc:
+                log.error("admin TLS reload failed, keeping the previous certificates: %s", exc)
+                return None
+            self._material = material
+            self._principals = OrderedDict()  # the checks (CRL) may answer differently now
+        log.info("admin TLS reloaded: new connections use the new certificate, CA bundle and CRL")
+        return material[0]
+
+    # ------------------------------------------------------------------ callers
+    def session(self, context: grpc.aio.ServicerContext) -> Session:
+        """The Session of the call's client certificate; Unauthenticated when it authenticates no one."""
+        auth = context.auth_context() or {}
+        certs = auth.get("x509_pem_cert")
+        if not certs:  # grpc requires one at the handshake; never trust a call without it
+            raise Unauthenticated("no client certificate")
+        pem = certs[0]
+        principal = self._principals.get(pem)
+        if principal is None:
+            principal = self._principal(pem)
+            self._principals[pem] = principal
+            while len(self._principals) > _CACHE:
+                self._principals.popitem(last=False)
+        return Session(principal, _host(context.peer()), LISTENER, "SSL", self.static_groups.get(principal, ()))
+
+    def _principal(self, pem: bytes) -> Principal:
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+            cert = x509.load_der_x509_certificate(der)
+        except (ValueError, UnicodeDecodeError):
+            raise Unauthenticated("unreadable client certificate") from None
+        if not has_client_auth_eku(der):
+            raise Unauthenticated("client certificate has no clientAuth extended key usage")
+        for crl in self._material[1]:
+            if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number):
+                raise Unauthenticated("client certificate is revoked")
+        try:
+            return Principal("User", self.mapper.name(subject_dn(der)))
+        except (CertificateNameError, NoMatchingRule) as exc:
+            raise Unauthenticated(f"client certificate subject not mapped: {exc}") from None
+
+
+def _host(peer: str) -> str:
+    """'ipv4:127.0.0.1:5000' / 'ipv6:[::1]:5000' → the address, as ACL host fields name it."""
+    kind, _, rest = (peer or "").partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return rest[1:].partition("]")[0]
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return rest or "unknown"

@@ -17,6 +17,7 @@ from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
 from keystream.broker.metadata_log import MetadataLog
 from keystream.broker.producer_ids import ProducerIdManager
+from keystream.broker.tenant_usage import TenantUsage
 
 log = logging.getLogger("keystream.broker")
 
@@ -57,6 +58,7 @@ class Broker:
         self.metadata = MetadataLog(self.logs)  # ACLs, SCRAM users and tenants
         self.tenants = TenantStore(self.metadata)
         self.authorizer = Authorizer(config, self.metadata, self.tenants)
+        self.tenant_usage = TenantUsage(self.logs, self.tenants, self.authorizer)  # usage figures and limits
         self.scram = ScramStore(self.metadata)
         self.group_commits = GroupCommits()
         self.schema_validator = None  # topics with confluent.*.schema.validation; needs a registry URL
@@ -90,6 +92,7 @@ class Broker:
         await self.groups.stop()
         if self.schema_validator is not None:
             await self.schema_validator.close()
+        self.tenant_usage.close()
         self.metadata.close()
         self.logs.close()
 

@@ -293,6 +293,8 @@ class Connection(asyncio.BufferedProtocol):
                           self.client_host, handler.request_cls.__name__, version)
             return False
         self._mute_ms = self._throttle(quotas, ctx, response, call.ns if timed else None)
+        if self._mute_ms:  # the throttle answered (or, for acks=0, applied): the tenant's usage figure
+            self.broker.tenant_usage.throttled(self.session, self._mute_ms)
         if response is None:
             return None
         return _frame(response, version, correlation_id, flexible and api_key != _API_VERSIONS)

@@ -14,8 +14,10 @@ after the super-user check (super users belong to no tenant):
   existence.
 - Inside the prefix a matching DENY wins; else the tenant's implicit permissions allow (TENANT_IMPLICIT);
   else the ACLs, which must ALLOW explicitly.
-- Every other resource (CLUSTER, ...) gets only what ACLs grant explicitly, never CLUSTER CREATE (that
-  would create topics anywhere; topic CREATE inside the prefix is implicit). For tenant sessions
+- Every other resource (CLUSTER, ...) gets only what ACLs grant explicitly, never CLUSTER CREATE,
+  DELETE or CLUSTER_ACTION (TENANT_NEVER_ON_CLUSTER): each reaches every topic (create anywhere,
+  delete any topic, read any partition as a follower); inside the namespace CREATE and DELETE are
+  implicit anyway. For tenant sessions
   `allow.everyone.if.no.acl.found` never applies: it would hand the cluster to every tenant.
 Being a tenant admin grants nothing here; the ACL handlers and the admin API check that role
 themselves, and scope what an admin manages to the tenant (`tenant_acl_scope`).
@@ -52,11 +54,13 @@ log = logging.getLogger("keystream.authorizer")
 # What a tenant's members may do inside its namespace without any ACL (an explicit DENY still wins).
 TENANT_IMPLICIT: dict[ResourceType, frozenset[Operation]] = {
     ResourceType.TOPIC: frozenset({Operation.CREATE, Operation.DESCRIBE, Operation.READ, Operation.WRITE,
-                                   Operation.DESCRIBE_CONFIGS, Operation.ALTER_CONFIGS, Operation.DELETE}),
+                                   Operation.DESCRIBE_CONFIGS, Operation.ALTER_CONFIGS, Operation.DELETE,
+                                   Operation.ALTER}),  # ALTER: CreatePartitions, within max_partitions
     ResourceType.GROUP: frozenset({Operation.READ, Operation.DESCRIBE, Operation.DELETE}),
     ResourceType.TRANSACTIONAL_ID: frozenset({Operation.WRITE, Operation.DESCRIBE}),
 }
 NAMESPACED = frozenset(TENANT_IMPLICIT)
+TENANT_NEVER_ON_CLUSTER = frozenset({Operation.CREATE, Operation.DELETE, Operation.CLUSTER_ACTION})
 
 
 def tenant_acl_scope(tenant: Tenant, b: AclBinding) -> bool:
@@ -84,6 +88,9 @@ class Authorizer:
         self.allow_if_no_acl = bool(config.get("allow.everyone.if.no.acl.found", False))
         self.store = AclStore(metadata_log)
         self.tenants = tenants
+        # Called with (session, tenant) when a tenant's session is denied (the broker's TenantUsage
+        # counts refusals); bitfields of authorized operations are not refusals and do not call it.
+        self.on_tenant_denial: Callable[[Session, Tenant], None] | None = None
 
     def load(self) -> None:
         """Reads every ACL from the metadata log (broker start)."""
@@ -114,11 +121,16 @@ class Authorizer:
         return self.tenants.of(session)
 
     def authorize(self, session: Session, op: Operation, rtype: ResourceType, name: str) -> bool:
+        return self._authorize(session, op, rtype, name, self.on_tenant_denial)
+
+    def _authorize(self, session: Session, op: Operation, rtype: ResourceType, name: str, on_denial) -> bool:
         if self.is_super_user(session):
             return True
         tenant = self.tenants.of(session) if self.tenants is not None else None
         if tenant is not None:
             allowed = self._tenant_decide(tenant, session, op, rtype, name)
+            if not allowed and on_denial is not None:
+                on_denial(session, tenant)
         else:
             acls = self.store.index.for_resource(rtype, name)
             if not acls:
@@ -140,7 +152,7 @@ class Authorizer:
             if op in TENANT_IMPLICIT[rtype]:
                 return not self._denied(acls, principals, host, op)
             return self._decide(acls, principals, host, op)
-        if rtype is ResourceType.CLUSTER and op is Operation.CREATE:
+        if rtype is ResourceType.CLUSTER and op in TENANT_NEVER_ON_CLUSTER:
             return False
         return self._decide(self.store.index.for_resource(rtype, name), self._principals(session),
                             session.client_host, op)
@@ -168,7 +180,7 @@ class Authorizer:
         """Kafka's bitfield (1 << operation code) over the operations the resource type supports."""
         bits = 0
         for op in SUPPORTED_OPERATIONS.get(rtype, ()):
-            if self.authorize(session, op, rtype, name):
+            if self._authorize(session, op, rtype, name, None):
                 bits |= 1 << op
         return bits
 
@@ -180,15 +192,15 @@ class Authorizer:
         exists whose pattern is not dominated by a DENY: a wildcard DENY denies all; a literal DENY
         cancels the same literal ALLOW; a prefixed DENY cancels every ALLOW starting with it.
         For a tenant's session only the parts of ALLOW patterns inside its namespace count, its
-        implicit operations count unless a DENY covers the whole namespace, and CLUSTER CREATE is
-        never allowed (as in `authorize`).
+        implicit operations count unless a DENY covers the whole namespace, and TENANT_NEVER_ON_CLUSTER
+        is never allowed (as in `authorize`).
         """
         if op in (Operation.ANY, Operation.UNKNOWN) or rtype in (ResourceType.ANY, ResourceType.UNKNOWN):
             raise ValueError(f"authorize_by_resource_type needs a concrete operation and type, not {op!r}/{rtype!r}")
         tenant = None if self.tenants is None or self.is_super_user(session) else self.tenants.of(session)
         if tenant is None and self.authorize(session, op, rtype, "hardcode"):
             return True
-        if tenant is not None and rtype is ResourceType.CLUSTER and op is Operation.CREATE:
+        if tenant is not None and rtype is ResourceType.CLUSTER and op in TENANT_NEVER_ON_CLUSTER:
             return False
         namespaced = tenant is not None and rtype in NAMESPACED
         principals, host = self._principals(session), session.client_host

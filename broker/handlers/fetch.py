@@ -23,6 +23,7 @@ from keystream.broker.protocol.messages.fetch_response import (
     PartitionData,
 )
 from keystream.broker.quotas import FETCH, QuotaManager
+from keystream.broker.tenant_usage import TenantUsage
 
 
 def _partition_error(index: int, code: ErrorCode) -> PartitionData:
@@ -129,6 +130,8 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
             # muted (Kafka answers a throttled fetch empty instead, which never progresses when one
             # batch exceeds what the quota window holds; see broker/quotas.py)
             throttle_ms = quotas.record(FETCH, ctx.session, ctx.client_id, total) if quotas else 0
+            if total:
+                _count_out(ctx, total)
             return FetchResponse(throttle_time_ms=throttle_ms, error_code=0, session_id=0, responses=topics)
         names = _names(ctx, req)
         tps = [(name, fp.partition) for ft, name in zip(req.topics, names, strict=False) for fp in ft.partitions]
@@ -146,6 +149,13 @@ def _consumer_quotas(ctx, req: FetchRequest) -> QuotaManager | None:
     quotas = QuotaManager.of(ctx.broker)
     follower = (req.replica_state.replica_id if ctx.version >= 15 else req.replica_id) >= 0
     return quotas if not follower and quotas.enabled(FETCH, ctx.session) else None
+
+
+def _count_out(ctx, nbytes: int) -> None:
+    """bytes_out of the fetching session's tenant (broker/tenant_usage.py)."""
+    usage = TenantUsage.of(ctx.broker)
+    if usage.active() and (tenant := usage.session_tenant(ctx.session)) is not None:
+        usage.bytes_out(tenant, nbytes)
 
 
 def _names(ctx, req: FetchRequest) -> list[str]:

@@ -8,6 +8,10 @@ Create on the cluster or on the topic.
 One deliberate difference: Kafka treats topic ids as not sensitive and answers a known id the caller
 may not describe with TOPIC_AUTHORIZATION_FAILED; Keystream answers UNKNOWN_TOPIC_ID, exactly as for
 an id that does not exist, so an id does not reveal a topic either.
+
+A tenant's session is asked about its own namespace only when it lists all topics (the authorizer
+would deny the rest anyway; asking would count each as a refusal, broker/tenant_usage.py). Auto-creation
+obeys the tenant's partition limit: POLICY_VIOLATION (Metadata has no message field).
 """
 
 from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
@@ -21,6 +25,7 @@ from keystream.broker.protocol.messages.metadata_response import (
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
+from keystream.broker.tenant_usage import TenantUsage
 
 OPS_NOT_REQUESTED = -2147483648
 DESCRIBE, CREATE = Operation.DESCRIBE, Operation.CREATE
@@ -35,7 +40,7 @@ def cluster_operations(ctx) -> int:
 
 
 def _may_create(ctx, name: str) -> bool:
-    return ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME) or ctx.allowed(CREATE, TOPIC, name)
+    return ctx.allowed(CREATE, TOPIC, name) or ctx.allowed(CREATE, CLUSTER, CLUSTER_NAME)
 
 
 def _topic_entry(broker, topic, ops: int) -> MetadataResponseTopic:
@@ -69,7 +74,10 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
     auto_create = broker.config["auto.create.topics.enable"] and (ctx.version < 4 or req.allow_auto_topic_creation)
     topics = []
     if all_topics:
-        topics = [entry(t) for t in logs.topics.values() if ctx.allowed(DESCRIBE, TOPIC, t.name)]
+        tenant = TenantUsage.of(broker).session_tenant(ctx.session)
+        prefix = tenant.prefix if tenant is not None else ""
+        topics = [entry(t) for name, t in list(logs.topics.items())
+                  if name.startswith(prefix) and ctx.allowed(DESCRIBE, TOPIC, name)]
     else:
         for wanted in req.topics:
             if wanted.name is None:
@@ -88,6 +96,7 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
                     topics.append(_missing(wanted.name, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
                     continue
                 try:
+                    TenantUsage.of(broker).check_partitions(wanted.name, broker.config["num.partitions"])
                     topic = logs.create_topic(wanted.name, broker.config["num.partitions"], {})
                 except KafkaError as e:
                     topics.append(_missing(wanted.name, None, e.code))

@@ -7,6 +7,12 @@ Authorization as in Kafka: Write on each topic, checked before the topic is look
 unauthorized partition answers TOPIC_AUTHORIZATION_FAILED whether the topic exists or not), and
 Write on the transactional id when the batches are transactional. Idempotent batches need nothing
 more: since Kafka 3.0 Write on the topic implies IdempotentWrite.
+
+Tenant storage limit (Tenant.max_storage_bytes, broker/tenant_usage.py): a partition of a topic in a
+tenant's namespace is refused with POLICY_VIOLATION, nothing appended, once the tenant's storage is at
+or over the limit, whoever produces (super users too: the limit belongs to the namespace). A request
+that crosses the limit is accepted; the next one is refused until retention, DeleteRecords or
+DeleteTopics frees space.
 """
 
 import asyncio
@@ -24,6 +30,7 @@ from keystream.broker.protocol.messages.produce_response import (
 )
 from keystream.broker.quotas import PRODUCE, QuotaManager
 from keystream.broker.records import validate_batches
+from keystream.broker.tenant_usage import TenantUsage
 
 _MAGIC_AT, _ATTRIBUTES_AT = 16, 21  # RecordBatch header: magic byte, then CRC, then attributes (int16)
 _TRANSACTIONAL = 0x10
@@ -124,10 +131,14 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     acks_valid = req.acks in (0, 1, -1)
     writable: dict[str, bool] = {}
     responses, appended = [], []
+    usage = TenantUsage.of(broker)
+    tenants = usage.active()
+    accepted = 0  # batch bytes appended, for the producing session's tenant
     for td in req.topic_data:
         if td.name not in writable:
             writable[td.name] = ctx.allowed(Operation.WRITE, ResourceType.TOPIC, td.name)
         topic = broker.logs.topic(td.name) if writable[td.name] else None
+        owner = usage.topic_tenant(td.name) if tenants and topic is not None else None
         parts = []
         for pd in td.partition_data:
             try:
@@ -136,12 +147,18 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
                 if not acks_valid:
                     raise KafkaError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be 0, 1 or -1, not {req.acks}")
                 batches = _check(topic, pd.index, pd.records, now_ms)
+                if owner is not None and owner.max_storage_bytes is not None:
+                    usage.check_storage(owner)
                 cfg = topic.config
                 if cfg.confluent_value_schema_validation or cfg.confluent_key_schema_validation:
                     await _validate(broker, topic, pd.records, batches)
                 resp, plog = _append(topic, pd.index, pd.records, batches, now_ms)
                 appended.append((plog, resp))
                 broker.notify_append(td.name, pd.index)
+                if tenants:
+                    accepted += len(pd.records)
+                    if owner is not None:
+                        usage.appended(owner.name, len(pd.records))
             except KafkaError as e:
                 resp = _error(pd.index, e)
             parts.append(resp)
@@ -150,6 +167,8 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
         due = [(plog, resp) for plog, resp in appended if plog.flush_due()]
         if due:
             await _wait_for_disk(broker.group_commits, due)
+    if accepted and (producer := usage.session_tenant(ctx.session)) is not None:
+        usage.bytes_in(producer, accepted)
     throttle_ms = _quota_throttle(ctx, req)
     if req.acks == 0:
         QuotaManager.of(broker).mute_without_response(ctx.session, throttle_ms)

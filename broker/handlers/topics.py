@@ -11,6 +11,13 @@ on the topic (and DescribeConfigs on the topic for the v5+ config echo), DeleteT
 cluster or the topic (Describe decides whether a refused topic is named in the answer), and
 CreatePartitions Alter on the topic. By id, a topic the caller may not Describe is answered
 UNKNOWN_TOPIC_ID like an id that does not exist (Kafka answers TOPIC_AUTHORIZATION_FAILED there).
+The topic permission is asked before the cluster one (same answer): a tenant's session is never
+granted the cluster permission, and asking it first would count every request as a refusal.
+
+Tenant partition limits (Tenant.max_partitions, broker/tenant_usage.py) are checked after Kafka's own
+checks, as Kafka runs its CreateTopicPolicy, and answer POLICY_VIOLATION; validate_only answers the
+same, counting the partitions its earlier topics would have created. Checking and creating happen with
+no await in between, so concurrent requests on the event loop cannot both pass the limit.
 """
 
 from collections import Counter
@@ -37,6 +44,7 @@ from keystream.broker.protocol.messages.delete_topics_response import (
     DeletableTopicResult,
     DeleteTopicsResponse,
 )
+from keystream.broker.tenant_usage import TenantUsage
 
 # Kafka's Topic.isInternal names: created as internal topics, never deleted or grown by clients.
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
@@ -142,17 +150,34 @@ def _cluster_allowed(ctx, op: Operation) -> bool:
     return ctx.allowed(op, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
-def _create(ctx, t, validate_only: bool) -> CreatableTopicResult:
+class _ClusterPermission:
+    """The cluster permission, asked at most once per request and only when a topic's is refused."""
+
+    __slots__ = ("ctx", "op", "_answer")
+
+    def __init__(self, ctx, op: Operation):
+        self.ctx, self.op, self._answer = ctx, op, None
+
+    def __bool__(self) -> bool:
+        if self._answer is None:
+            self._answer = _cluster_allowed(self.ctx, self.op)
+        return self._answer
+
+
+def _create(ctx, t, validate_only: bool, pending: dict[str, int]) -> CreatableTopicResult:
     broker = ctx.broker
     logs = broker.logs
     validate_topic_name(t.name)
     if t.name in logs.topics:
         raise _error(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists.")
     clash = next((name for name in logs.topics if collides(t.name, name)), None)
-    if clash is not None:
-        raise _error(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{t.name}' collides with existing topic: {clash}")
+    if clash is not None:  # a tenant's session is not told the name of a topic outside its namespace
+        tenant = broker.authorizer.tenant_of(ctx.session)
+        shown = f": {clash}" if tenant is None or tenant.owns(clash) else "."
+        raise _error(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{t.name}' collides with existing topic{shown}")
     overrides = _creation_overrides(logs, t.configs)
     count = _partition_count(broker, t)
+    TenantUsage.of(broker).check_partitions(t.name, count, pending if validate_only else None)
     topic = logs.create_topic(t.name, count, overrides, validate_only=validate_only,
                               internal=t.name in INTERNAL_TOPICS)
     result = CreatableTopicResult(name=t.name, topic_id=topic.topic_id, error_code=0, error_message=None)
@@ -180,7 +205,8 @@ async def create_topics(ctx, req: CreateTopicsRequest) -> CreateTopicsResponse:
     counts = Counter(t.name for t in req.topics)
     duplicates = [name for name, n in counts.items() if n > 1]
     results = []
-    cluster_create = _cluster_allowed(ctx, Operation.CREATE)
+    cluster_create = _ClusterPermission(ctx, Operation.CREATE)
+    pending: dict[str, int] = {}  # validate_only: partitions per tenant the request would have created
     for t in req.topics:
         if counts[t.name] > 1:
             continue
@@ -188,12 +214,12 @@ async def create_topics(ctx, req: CreateTopicsRequest) -> CreateTopicsResponse:
             results.append(_create_failed(t.name, _error(
                 ErrorCode.INVALID_REQUEST, f"Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited.")))
             continue
-        if not (cluster_create or _topic_allowed(ctx, Operation.CREATE, t.name)):
+        if not (_topic_allowed(ctx, Operation.CREATE, t.name) or cluster_create):
             results.append(_create_failed(t.name, _error(ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                                                          "Authorization failed.")))
             continue
         try:
-            results.append(_create(ctx, t, req.validate_only))
+            results.append(_create(ctx, t, req.validate_only, pending))
         except KafkaError as e:
             results.append(_create_failed(t.name, e))
     results += [_create_failed(name, _error(ErrorCode.INVALID_REQUEST, "Duplicate topic name."))
@@ -216,10 +242,10 @@ def _requested(ctx, req: DeleteTopicsRequest) -> list[tuple[str | None, bytes]]:
 def _resolve(ctx, requested):
     """Kafka's checks on names and ids, authorization included: (topics to delete as {id: topic}, errors)."""
     logs = ctx.broker.logs
-    cluster_delete = _cluster_allowed(ctx, Operation.DELETE)
+    cluster_delete = _ClusterPermission(ctx, Operation.DELETE)
 
     def may(op: Operation, name: str) -> bool:
-        return cluster_delete or _topic_allowed(ctx, op, name)
+        return _topic_allowed(ctx, op, name) or bool(cluster_delete)
 
     errors = []
     names = Counter(n for n, i in requested if n is not None and i == ZERO_UUID)
@@ -263,7 +289,7 @@ def _resolve(ctx, requested):
     return by_id, errors
 
 
-def _delete_one(logs, topic) -> DeletableTopicResult:
+def _delete_one(logs, usage: TenantUsage, topic) -> DeletableTopicResult:
     if topic.is_internal or topic.name in INTERNAL_TOPICS:
         return _deleted(topic.name, topic.topic_id, ErrorCode.INVALID_TOPIC_EXCEPTION,
                         f"Topic {topic.name} is an internal topic and is not allowed to be marked for deletion.")
@@ -271,6 +297,9 @@ def _delete_one(logs, topic) -> DeletableTopicResult:
         logs.delete_topic(topic.name)
     except KafkaError as e:
         return _deleted(topic.name, topic.topic_id, e.code, e.message)
+    tenant = usage.topic_tenant(topic.name)
+    if tenant is not None:  # its storage is free now, not at the next recount
+        usage.invalidate(tenant.name)
     return _deleted(topic.name, topic.topic_id)
 
 
@@ -283,13 +312,14 @@ async def delete_topics(ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse:
             _deleted(name, topic_id, code, DELETION_DISABLED_MESSAGE) for name, topic_id in requested])
     logs = ctx.broker.logs
     to_delete, results = _resolve(ctx, requested)
-    results += [_delete_one(logs, topic) for topic in to_delete.values()]
+    usage = TenantUsage.of(ctx.broker)
+    results += [_delete_one(logs, usage, topic) for topic in to_delete.values()]
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
 
 # ---------------------------------------------------------------------------- CreatePartitions
 
-def _grow(logs, node_id: int, t, validate_only: bool) -> None:
+def _grow(logs, usage: TenantUsage, node_id: int, t, validate_only: bool, pending: dict[str, int]) -> None:
     topic = logs.topics.get(t.name)
     if topic is None:
         raise _error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_MESSAGE)
@@ -309,6 +339,7 @@ def _grow(logs, node_id: int, t, validate_only: bool) -> None:
                          f"partition(s), but only {len(t.assignments)} assignment(s) were specified.")
         for a in t.assignments:
             _check_assignment(a.broker_ids, BROKER_COUNT, node_id)
+    usage.check_partitions(t.name, additional, pending if validate_only else None)
     logs.create_partitions(t.name, t.count, validate_only=validate_only)
 
 
@@ -319,6 +350,8 @@ async def create_partitions(ctx, req: CreatePartitionsRequest) -> CreatePartitio
     results = [CreatePartitionsTopicResult(name=name, error_code=ErrorCode.INVALID_REQUEST,
                                            error_message="Duplicate topic name.")
                for name, n in counts.items() if n > 1]
+    usage = TenantUsage.of(ctx.broker)
+    pending: dict[str, int] = {}
     for t in req.topics:
         if counts[t.name] > 1:
             continue
@@ -327,7 +360,7 @@ async def create_partitions(ctx, req: CreatePartitionsRequest) -> CreatePartitio
                                                         error_message=TOPIC_AUTHORIZATION_MESSAGE))
             continue
         try:
-            _grow(logs, ctx.broker.node_id, t, req.validate_only)
+            _grow(logs, usage, ctx.broker.node_id, t, req.validate_only, pending)
             results.append(CreatePartitionsTopicResult(name=t.name, error_code=0, error_message=None))
         except KafkaError as e:
             results.append(CreatePartitionsTopicResult(name=t.name, error_code=e.code, error_message=e.message))

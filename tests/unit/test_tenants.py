@@ -238,7 +238,8 @@ def test_members_have_the_implicit_permissions_inside_their_prefix_only(two, rty
 
 def test_implicit_permissions_are_exactly_the_contract():
     expected = {
-        R.TOPIC: {Op.CREATE, Op.DESCRIBE, Op.READ, Op.WRITE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS, Op.DELETE},
+        R.TOPIC: {Op.CREATE, Op.DESCRIBE, Op.READ, Op.WRITE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS, Op.DELETE,
+                  Op.ALTER},
         R.GROUP: {Op.READ, Op.DESCRIBE, Op.DELETE},
         R.TRANSACTIONAL_ID: {Op.WRITE, Op.DESCRIBE},
     }
@@ -272,12 +273,12 @@ def test_names_outside_the_prefix_are_denied_whatever_the_acls(two, name):
 
 
 def test_explicit_allow_adds_to_the_implicit_permissions_inside(two):
-    assert not two.allowed(ALICE, Op.ALTER, R.TOPIC, "acme.orders")  # not implicit
+    assert not two.allowed(ALICE, Op.ALTER_CONFIGS, R.GROUP, "acme.g")  # not implicit
     assert not two.allowed(ALICE, Op.DESCRIBE_CONFIGS, R.GROUP, "acme.g")
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "acme.orders"),
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "acme.g1"),
              acl("Group:acme-devs", Op.DESCRIBE_CONFIGS, R.GROUP, "acme.", P.PREFIXED))
-    assert two.allowed(ALICE, Op.ALTER, R.TOPIC, "acme.orders")
-    assert not two.allowed(ALICE, Op.ALTER, R.TOPIC, "acme.other")
+    assert two.allowed(ALICE, Op.ALTER_CONFIGS, R.GROUP, "acme.g1")
+    assert not two.allowed(ALICE, Op.ALTER_CONFIGS, R.GROUP, "acme.other")
     assert two.allowed(DEV, Op.DESCRIBE_CONFIGS, R.GROUP, "acme.g")
     assert not two.allowed(ALICE, Op.DESCRIBE_CONFIGS, R.GROUP, "acme.g")  # alice is not in acme-devs
 
@@ -326,8 +327,11 @@ def test_cluster_operations_come_only_from_acls(two):
              acl("User:alice", Op.CREATE, R.CLUSTER, CLUSTER), acl("User:alice", Op.ALL, R.CLUSTER, CLUSTER))
     assert two.allowed(ALICE, Op.DESCRIBE, R.CLUSTER, CLUSTER)
     assert two.allowed(DEV, Op.IDEMPOTENT_WRITE, R.CLUSTER, CLUSTER)
-    # Cluster Create would let a member create topics anywhere: never, whatever the ACLs
-    assert not two.allowed(ALICE, Op.CREATE, R.CLUSTER, CLUSTER)
+    # Cluster Create, Delete and ClusterAction reach every topic (create anywhere, delete any topic, read
+    # any partition as a follower): never, whatever the ACLs
+    for op in (Op.CREATE, Op.DELETE, Op.CLUSTER_ACTION):
+        assert not two.allowed(ALICE, op, R.CLUSTER, CLUSTER)
+        assert not two.authorizer.authorize_by_resource_type(ALICE, op, R.CLUSTER)
     assert two.allowed(ALICE, Op.CREATE, R.TOPIC, "acme.new")
 
 
@@ -337,7 +341,7 @@ def test_allow_everyone_if_no_acl_found_never_applies_to_tenants(world):
     assert w.allowed(BOB, Op.ALTER, R.CLUSTER, CLUSTER) and w.allowed(BOB, Op.READ, R.TOPIC, "acme.orders")
     assert not w.allowed(ALICE, Op.ALTER, R.CLUSTER, CLUSTER)
     assert not w.allowed(ALICE, Op.READ, R.TOPIC, "plain")
-    assert not w.allowed(ALICE, Op.ALTER, R.TOPIC, "acme.orders")  # not implicit: needs a real ALLOW
+    assert not w.allowed(ALICE, Op.ALTER_CONFIGS, R.GROUP, "acme.orders")  # not implicit: needs a real ALLOW
     assert w.allowed(ALICE, Op.READ, R.TOPIC, "acme.orders")
 
 
@@ -384,7 +388,7 @@ def test_by_resource_type_counts_the_implicit_permissions(two):
     by_type = two.authorizer.authorize_by_resource_type
     assert by_type(ALICE, Op.WRITE, R.TOPIC)  # an idempotent producer inside its namespace
     assert by_type(ALICE, Op.WRITE, R.TRANSACTIONAL_ID)
-    assert not by_type(ALICE, Op.ALTER, R.TOPIC)
+    assert not by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
     assert not by_type(ALICE, Op.CREATE, R.CLUSTER)
     two.acls(acl("User:alice", Op.WRITE, R.TOPIC, "acme.a", P.PREFIXED, Permission.DENY))
     assert by_type(ALICE, Op.WRITE, R.TOPIC)  # acme.b... is still writable
@@ -397,21 +401,21 @@ def test_by_resource_type_counts_the_implicit_permissions(two):
 
 def test_by_resource_type_counts_only_the_part_of_an_allow_inside_the_namespace(two):
     by_type = two.authorizer.authorize_by_resource_type
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "globex.orders"),
-             acl("User:alice", Op.ALTER, R.TOPIC, "acme2", P.PREFIXED),
-             acl("User:alice", Op.ALTER, R.TOPIC, "glob", P.PREFIXED))
-    assert not by_type(ALICE, Op.ALTER, R.TOPIC)
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "acme.orders"))
-    assert by_type(ALICE, Op.ALTER, R.TOPIC)
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "acme.orders", permission=Permission.DENY))
-    assert not by_type(ALICE, Op.ALTER, R.TOPIC)
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "*"))  # counts as the whole namespace
-    assert by_type(ALICE, Op.ALTER, R.TOPIC)
-    two.acls(acl("User:alice", Op.ALTER, R.TOPIC, "acme.", P.PREFIXED, Permission.DENY))
-    assert not by_type(ALICE, Op.ALTER, R.TOPIC)
-    two.acls(acl("User:gina", Op.ALTER, R.TOPIC, "a", P.PREFIXED))  # spans acme. from outside
-    assert by_type(GINA, Op.ALTER, R.TOPIC) is False
-    assert by_type(BOB, Op.ALTER, R.TOPIC) is False
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "globex.orders"),
+             acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "acme2", P.PREFIXED),
+             acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "glob", P.PREFIXED))
+    assert not by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "acme.orders"))
+    assert by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "acme.orders", permission=Permission.DENY))
+    assert not by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "*"))  # counts as the whole namespace
+    assert by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
+    two.acls(acl("User:alice", Op.ALTER_CONFIGS, R.GROUP, "acme.", P.PREFIXED, Permission.DENY))
+    assert not by_type(ALICE, Op.ALTER_CONFIGS, R.GROUP)
+    two.acls(acl("User:gina", Op.ALTER_CONFIGS, R.GROUP, "a", P.PREFIXED))  # spans acme. from outside
+    assert by_type(GINA, Op.ALTER_CONFIGS, R.GROUP) is False
+    assert by_type(BOB, Op.ALTER_CONFIGS, R.GROUP) is False
 
 
 # ---------------------------------------------------------------------------- what a tenant admin manages

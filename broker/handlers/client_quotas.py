@@ -12,6 +12,12 @@ Kafka's producer_byte_rate and consumer_byte_rate (whole numbers) and request_pe
 and finite (Kafka lets NaN through; Keystream does not). One request's user/client-id changes are
 written as one metadata-log batch (all or nothing); an entity named twice, or a key twice in one
 entity, fails that entity and nothing of it is applied.
+
+Tenants: a tenant's session, even with those Cluster rights, sees only the quotas of its own tenant and
+of its members' users (`User:<name>` among the members), and alters only its members' user (and
+user/client-id) quotas: its tenant's own quotas are the platform's limit on it. Anything else is left
+out of a describe and refused with CLUSTER_AUTHORIZATION_FAILED in an alter, before it is validated,
+so the answers say nothing about other tenants or users.
 """
 
 from __future__ import annotations
@@ -116,12 +122,24 @@ async def describe_client_quotas(ctx, req: DescribeClientQuotasRequest) -> Descr
     except QuotaError as e:
         code = ErrorCode.UNSUPPORTED_VERSION if e.unsupported else ErrorCode.INVALID_REQUEST
         return DescribeClientQuotasResponse(0, code, str(e), None)
+    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
     entries = [
         EntryData([EntityData(t, n) for t, n in ent], [ValueData(k, v) for k, v in sorted(values.items())])
         for ent, values in sorted(_all_quotas(ctx), key=lambda e: repr(e[0]))
-        if _matches(ent, exact, present, req.strict)
+        if _matches(ent, exact, present, req.strict) and (tenant is None or _visible(tenant, ent))
     ]
     return DescribeClientQuotasResponse(0, 0, None, entries)
+
+
+def _member_user(tenant, names: dict) -> bool:
+    user = names.get(USER)
+    return user is not None and f"User:{user}" in tenant.members
+
+
+def _visible(tenant, ent: Entity) -> bool:
+    """Whether a tenant's session may see the entity's quotas: its tenant's, or a member user's."""
+    names = dict(ent)
+    return names.get(TENANT) == tenant.name if TENANT in names else _member_user(tenant, names)
 
 
 # -- AlterClientQuotas ----------------------------------------------------------------------------------
@@ -182,7 +200,11 @@ async def alter_client_quotas(ctx, req: AlterClientQuotasRequest) -> AlterClient
         return _alter_response(sent, results)
     changes: dict[Entity, dict[str, float | None]] = {}
     tenant_changes: dict[str, dict[str, float | None]] = {}
+    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
     for raw, entries in sent.items():
+        if tenant is not None and (TENANT in dict(raw) or not _member_user(tenant, dict(raw))):
+            results[raw] = (ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE)
+            continue
         try:
             if len(entries) > 1:
                 raise QuotaError(f"Ignoring duplicate entity {_describe(raw)}")

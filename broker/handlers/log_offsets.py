@@ -8,7 +8,7 @@ storage the earliest local offset (-4) is the earliest offset and no offset is t
 Authorization as in Kafka, decided per topic before the topic is looked up, so an unauthorized caller
 gets the same TOPIC_AUTHORIZATION_FAILED for a topic that exists and one that does not: ListOffsets
 needs Describe, OffsetForLeaderEpoch Describe (or ClusterAction on the cluster, for followers),
-DeleteRecords Delete.
+DeleteRecords Delete. A tenant's session never gets the follower's ClusterAction shortcut.
 """
 
 import os
@@ -262,8 +262,10 @@ def _epoch_end(logs, topic: str, p) -> EpochEndOffset:
 @api(OffsetForLeaderEpochRequest)
 async def offset_for_leader_epoch(ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     logs = ctx.broker.logs
-    # KIP-320: followers ask with ClusterAction, consumers with Describe on the topic.
-    replica = ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+    # KIP-320: followers ask with ClusterAction, consumers with Describe on the topic. ClusterAction
+    # stands for every topic, so it never counts for a tenant's session (brokers belong to no tenant).
+    replica = (ctx.broker.authorizer.tenant_of(ctx.session) is None
+               and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME))
     topics = []
     for t in req.topics:
         if replica or _allowed(ctx, Operation.DESCRIBE, t.topic):

@@ -8,6 +8,10 @@ The client sends SaltedPassword (the admin client runs PBKDF2); the broker store
 iterations, StoredKey and ServerKey derived from it. A request touches each user at most once: a
 second alteration of the same user fails that user with DUPLICATE_RESOURCE. The valid alterations
 are written as one batch, so a request is applied whole or not at all after a crash.
+
+Tenants: a tenant's session, even with those Cluster rights, sees and alters only the users of its
+tenant (`User:<name>` among its members). Describe answers another user as it answers one that does
+not exist; Alter refuses it with CLUSTER_AUTHORIZATION_FAILED before looking it up.
 """
 
 from __future__ import annotations
@@ -105,6 +109,10 @@ async def alter_user_scram_credentials(ctx, req: AlterUserScramCredentialsReques
         return AlterUserScramCredentialsResponse(0, [AlterUserScramCredentialsResult(
             n, ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE) for n in names])
     store = ctx.broker.scram
+    outside = _outside_tenant(ctx, [*(d.name for d in req.deletions), *(u.name for u in req.upsertions)])
+    if outside:
+        req = AlterUserScramCredentialsRequest(deletions=[d for d in req.deletions if d.name not in outside],
+                                               upsertions=[u for u in req.upsertions if u.name not in outside])
     deletions, upsertions, errors = _sort(store, req)
     upserts = [(u.name, credential_from_salted_password(MECHANISMS[u.mechanism], u.salt, u.iterations,
                                                         u.salted_password)) for u in upsertions.values()]
@@ -115,7 +123,17 @@ async def alter_user_scram_credentials(ctx, req: AlterUserScramCredentialsReques
                  [(u, c.mechanism, c.iterations) for u, c in upserts], deletes)
     results = [AlterUserScramCredentialsResult(name, 0, None) for name in [*deletions, *upsertions]]
     results += [AlterUserScramCredentialsResult(name, code, message) for name, (code, message) in errors.items()]
+    results += [AlterUserScramCredentialsResult(name, ErrorCode.CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTH_MESSAGE)
+                for name in outside]
     return AlterUserScramCredentialsResponse(0, results)
+
+
+def _outside_tenant(ctx, names) -> list[str]:
+    """The distinct names of users outside the session's tenant; none for a session of no tenant."""
+    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
+    if tenant is None:
+        return []
+    return [n for n in dict.fromkeys(names) if f"User:{n}" not in tenant.members]
 
 
 @api(DescribeUserScramCredentialsRequest)
@@ -129,6 +147,8 @@ async def describe_user_scram_credentials(ctx, req: DescribeUserScramCredentials
         return DescribeUserScramCredentialsResponse(0, 0, None, [
             DescribeUserScramCredentialsResult(n, denied, CLUSTER_AUTH_MESSAGE, []) for n in names])
     known = ctx.broker.scram.describe()
+    hidden = _outside_tenant(ctx, known)
+    known = {n: c for n, c in known.items() if n not in hidden}  # another tenant's users do not exist here
     names = [u.name for u in req.users] if req.users else sorted(known)
     counts = Counter(names)
     results = []

@@ -480,3 +480,44 @@ def test_a_new_tenant_applies_at_once_and_a_removed_one_lets_go(h):
         if h.broker.logs.topic("initech.a") is not None:
             h.broker.logs.delete_topic("initech.a")
     assert len(h.call(carl, MetadataRequest(topics=None), 12).topics) > 1
+
+
+def test_rights_on_the_cluster_stay_inside_the_tenant(h):
+    """ALL on the cluster, granted by the platform, opens no user, quota or topic of another tenant."""
+    from keystream.auth.sasl.scram import credential_from_salted_password  # noqa: PLC0415
+    from keystream.broker.protocol.messages.alter_client_quotas_request import (  # noqa: PLC0415
+        AlterClientQuotasRequest,
+        EntityData,
+        EntryData,
+        OpData,
+    )
+    from keystream.broker.protocol.messages.describe_client_quotas_request import (  # noqa: PLC0415
+        DescribeClientQuotasRequest,
+    )
+    from keystream.broker.protocol.messages.describe_user_scram_credentials_request import UserName  # noqa: PLC0415
+
+    grant = binding("User:alice", Op.ALL, R.CLUSTER, "kafka-cluster")
+    assert h.broker.authorizer.create([grant]) == [None]
+    h.broker.scram.alter([(user, credential_from_salted_password("SCRAM-SHA-256", b"salt", 4096, b"x" * 32))
+                          for user in ("alice", "gina")])
+    try:
+        listed = h.call(ALICE, DescribeUserScramCredentialsRequest(users=None), 0)
+        assert [r.user for r in listed.results] == ["alice"]
+        named = h.call(ALICE, DescribeUserScramCredentialsRequest(users=[UserName("gina")]), 0)
+        assert [(r.error_code, r.error_message) for r in named.results] == [
+            (E.RESOURCE_NOT_FOUND, "Attempt to describe a user credential that does not exist: gina")]
+        takeover = h.call(ALICE, AlterUserScramCredentialsRequest(deletions=[ScramCredentialDeletion("gina", 1)]), 0)
+        assert codes(takeover) == {C} and h.broker.scram.lookup("gina", "SCRAM-SHA-256") is not None
+        h.broker.tenants.put(Tenant("globex", frozenset({"User:gina"}), quotas={"producer_byte_rate": 1e9}))
+        assert h.call(ALICE, DescribeClientQuotasRequest(components=[], strict=False), 1).entries == []
+        alter = h.call(ALICE, AlterClientQuotasRequest(entries=[EntryData(
+            [EntityData("tenant", t)], [OpData("producer_byte_rate", 1e12, False)]) for t in ("globex", "acme")]), 1)
+        assert [e.error_code for e in alter.entries] == [C, C]
+        assert h.broker.tenants.get("globex").quotas == {"producer_byte_rate": 1e9}
+        epoch = h.call(ALICE, OffsetForLeaderEpochRequest(replica_id=1, topics=[OffsetForLeaderTopic(
+            "globex.orders", [OffsetForLeaderPartition(0, current_leader_epoch=-1, leader_epoch=0)])]), 4)
+        assert codes(epoch) == {T}
+    finally:
+        h.broker.authorizer.delete([acl_filter(grant)])
+        h.broker.tenants.put(Tenant("globex", frozenset({"User:gina"})))
+        h.broker.scram.alter([], [(user, "SCRAM-SHA-256") for user in ("alice", "gina")])

@@ -199,9 +199,12 @@ async def list_groups(ctx, req: ListGroupsRequest) -> ListGroupsResponse:
     v = ctx.version
     error, groups = ctx.broker.groups.list_groups(req.states_filter if v >= 4 else (),
                                                   req.types_filter if v >= 5 else ())
-    # Cluster Describe lists every group (Kafka), except for a tenant's session: only its own, always.
-    if ctx.broker.authorizer.tenant_of(ctx.session) is not None or not ctx.allowed(
-            Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+    # Cluster Describe lists every group (Kafka), except for a tenant's session: only its own, always
+    # (groups outside its namespace are skipped unasked: each would count as a refusal in its usage).
+    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
+    if tenant is not None:
+        groups = [g for g in groups if tenant.owns(g.group_id) and group_allowed(ctx, Operation.DESCRIBE, g.group_id)]
+    elif not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
         groups = [g for g in groups if group_allowed(ctx, Operation.DESCRIBE, g.group_id)]
     listed = [ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state,
                           group_type=g.group_type) for g in groups]

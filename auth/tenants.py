@@ -153,6 +153,10 @@ class TenantStore:
         self._install(tenants)
         log.info("loaded %d tenants", len(tenants))
 
+    def replace(self, tenants: Iterable[Tenant]) -> None:
+        """Installs a copy of another process's tenants (the registry's, fetched from the broker)."""
+        self._install({t.name: t for t in tenants})
+
     def get(self, name: str) -> Tenant | None:
         return self._tenants.get(name)
 

@@ -13,6 +13,13 @@ Authorization: the broker's Kafka ACLs, fetched with DescribeAcls every `acl.ref
 after a denial, at most once a second, so a new grant works quickly), evaluated by the broker's own
 Authorizer. A subject is the TOPIC it belongs to: `<t>-key` / `<t>-value` -> `<t>`, any other subject
 -> the topic of the same name; global config and mode are the CLUSTER resource.
+
+Tenants: with `admin.url` the broker's tenants are fetched with the ACLs (ListTenants, same interval),
+so the Authorizer applies the broker's tenant rule to subjects: a member of `acme` gets the implicit
+topic permissions on subjects whose topic starts `acme.` and nothing outside, whatever the ACLs say.
+Until both copies have been fetched once, only super users are served; everyone else gets 50003 (a
+5xx, which clients retry) rather than a 403 that would read as a missing permission. A failed refresh
+keeps the previous copies.
 """
 
 from __future__ import annotations
@@ -37,13 +44,16 @@ from keystream.auth.sasl import Authenticated, SaslAuthenticationError
 from keystream.auth.sasl.scram_client import Refused, Unavailable, broker_login
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
 from keystream.auth.static_groups import parse_static_groups
+from keystream.auth.tenants import Tenant, TenantStore
 from keystream.auth.tls import client_context, has_client_auth_eku
 from keystream.configdef import ConfigError
+from keystream.registry import errors
 from keystream.registry.errors import RegistryError
 
 log = logging.getLogger("keystream.registry.access")
 
 AclSource = Callable[[], Iterable[AclBinding]]  # blocking; run in a worker thread
+TenantSource = Callable[[], Iterable[Tenant]]  # likewise
 KICK_INTERVAL_S = 1.0  # a denial refreshes the ACLs at most this often
 CONCURRENT_LOGINS = 4  # SCRAM logins to the broker at once; more wait (bounds a password-guessing flood)
 SESSION_LISTENER = "REGISTRY"
@@ -91,7 +101,7 @@ class Unauthorized(RegistryError):
 class Access:
     """`await authenticate(request)` -> Session; `allowed(session, action, subject)` -> bool."""
 
-    def __init__(self, config: Mapping[str, Any], acl_source: AclSource):
+    def __init__(self, config: Mapping[str, Any], acl_source: AclSource, tenant_source: TenantSource | None = None):
         self.method = config.get("authentication.method", "BASIC").upper()
         self.realm = config.get("authentication.realm") or "SchemaRegistry"
         self.failure_delay_s = config.get("basic.auth.failure.delay.ms", 1000) / 1000
@@ -99,18 +109,22 @@ class Access:
         self.mapper = SslPrincipalMapper(config.get("ssl.principal.mapping.rules", "DEFAULT"))
         # Parsing the certificate was a quarter of a GET /schemas/ids request's CPU (bench/README.md).
         self._certificate_principals = functools.lru_cache(maxsize=1024)(self._map_certificate)
-        self.authorizer = Authorizer(config, None)  # its index is replaced by each ACL refresh
-        self.acls = AclRefresher(acl_source, config.get("acl.refresh.ms", 5000) / 1000, self.authorizer)
+        self.tenants = TenantStore(None) if tenant_source is not None else None  # the brokers' tenants, copied
+        self.authorizer = Authorizer(config, None, self.tenants)  # its ACLs are replaced by each refresh
+        copies = [Copy("ACLs", acl_source, self.authorizer.replace_acls)]
+        if self.tenants is not None:
+            copies.append(Copy("tenants", tenant_source, self.tenants.replace))
+        self.refresher = Refresher(copies, config.get("acl.refresh.ms", 5000) / 1000)
         self.ldap = LdapDirectory(config) if config.get("ldap.url") else None
         self.scram = None if self.ldap is not None or self.method == "NONE" else BrokerLogin(config)
 
     async def start(self) -> None:
-        """Loads the ACLs once (failures are logged: until a load works only super users pass), then
-        keeps refreshing them. Idempotent; `authenticate` calls it."""
-        await self.acls.start()
+        """Loads the ACLs (and tenants) once (failures are logged: until a load works only super users
+        pass), then keeps refreshing them. Idempotent; `authenticate` calls it."""
+        await self.refresher.start()
 
     async def close(self) -> None:
-        await self.acls.close()
+        await self.refresher.close()
         if self.ldap is not None:
             self.ldap.close()
 
@@ -172,13 +186,23 @@ class Access:
     # ------------------------------------------------------------------ authorization
 
     def allowed(self, session: Session, action: Action, subject: str | None) -> bool:
-        if not self.acls.loaded:
-            return self.authorizer.is_super_user(session)
+        """Whether the session may; 50003 for everyone but super users until the first fetch worked."""
+        if not self.refresher.loaded:
+            if self.authorizer.is_super_user(session):
+                return True
+            self.refresher.kick()
+            raise errors.forward("Authorization data has not been fetched from the brokers yet; retry later")
         op, rtype, name = resource_for(action, subject)
         if self.authorizer.authorize(session, op, rtype, name):
             return True
-        self.acls.kick()
+        self.refresher.kick()
         return False
+
+    def outside_tenant(self, session: Session, subject: str) -> bool:
+        """The session belongs to a tenant and the subject's topic lies outside its namespace: the
+        subject is answered as one that does not exist."""
+        tenant = self.authorizer.tenant_of(session)
+        return tenant is not None and not tenant.owns(topic_of(subject))
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
@@ -272,17 +296,43 @@ def _login_endpoints(config: Mapping[str, Any]) -> tuple[list[tuple[str, int]], 
     return addresses, context
 
 
-class AclRefresher:
-    """Keeps the authorizer's ACL index a recent copy of the brokers' ACLs."""
+class Copy:
+    """One thing the registry keeps a copy of: fetched by `source` (blocking, in a worker thread) and
+    handed whole to `install`; a failed fetch keeps what was installed before."""
 
-    def __init__(self, source: AclSource, interval_s: float, authorizer: Authorizer):
-        self.source, self.interval_s, self.authorizer = source, interval_s, authorizer
+    def __init__(self, what: str, source: Callable[[], Iterable[Any]], install: Callable[[list], None]):
+        self.what, self.source, self.install = what, source, install
         self.loaded = False
+        self._failing = False
+
+    async def refresh(self) -> None:
+        try:
+            found = await asyncio.to_thread(lambda: list(self.source()))
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the previous copy
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "cannot fetch the %s from the brokers, keeping the previous ones: %s", self.what, exc)
+            self._failing = True
+            return
+        self.install(found)
+        if self._failing:
+            log.info("%s fetched from the brokers again", self.what)
+        self._failing, self.loaded = False, True
+
+
+class Refresher:
+    """Keeps the copies (the brokers' ACLs, and tenants) recent: every `interval_s`, and soon after a
+    denial."""
+
+    def __init__(self, copies: list[Copy], interval_s: float):
+        self.copies, self.interval_s = copies, interval_s
         self._task: asyncio.Task | None = None
         self._started: asyncio.Task | None = None
         self._kicked = asyncio.Event()
         self._last = 0.0
-        self._failing = False
+
+    @property
+    def loaded(self) -> bool:
+        return all(c.loaded for c in self.copies)
 
     async def start(self) -> None:
         """The first load, shared by every caller that arrives before it is done."""
@@ -295,22 +345,12 @@ class AclRefresher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def kick(self) -> None:
-        """After a denial: refresh soon, in case the grant is newer than our copy."""
+        """After a denial: refresh soon, in case the grant (or tenant membership) is newer than our copy."""
         self._kicked.set()
 
     async def refresh(self) -> None:
         self._last = time.monotonic()
-        try:
-            bindings = await asyncio.to_thread(lambda: list(self.source()))
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the previous ACLs
-            level = logging.DEBUG if self._failing else logging.WARNING
-            log.log(level, "cannot fetch the ACLs from the brokers, keeping the previous ones: %s", exc)
-            self._failing = True
-            return
-        self.authorizer.replace_acls(bindings)
-        if self._failing:
-            log.info("ACLs fetched from the brokers again")
-        self._failing, self.loaded = False, True
+        await asyncio.gather(*(c.refresh() for c in self.copies))
 
     async def _run(self) -> None:
         while True:

@@ -55,7 +55,8 @@ REGISTRY_SCHEMA: tuple[Prop, ...] = (
     Prop("basic.auth.failure.delay.ms", "int", 1000, "Delay before a failed Basic login is answered, slowing password guessing (Keystream).", at_least(0)),
     Prop("basic.auth.cache.ttl.ms", "long", 60000, "How long a successful Basic login is reused (salted slow hash, never the password); 0 disables (Keystream).", at_least(0)),
     Prop("basic.auth.cache.max.entries", "int", 10000, "Most users kept in that cache (Keystream).", at_least(0)),
-    Prop("acl.refresh.ms", "long", 5000, "How often the Kafka ACLs that authorize subjects are fetched from the brokers (Keystream).", at_least(1)),
+    Prop("acl.refresh.ms", "long", 5000, "How often the Kafka ACLs that authorize subjects (and, with `admin.url`, the tenants) are fetched from the brokers (Keystream).", at_least(1)),
+    Prop("admin.url", "string", None, "`host:port` of the broker's gRPC admin API (its `admin.listener`), from which the tenants are read with the kafkastore client certificate (which needs Cluster Describe), so tenant members see and register only subjects of their namespace. Unset: tenants are unknown to the registry and members get what ACLs grant (Keystream)."),
     *(_BROKER[name] for name in _SHARED),
 )
 
@@ -90,6 +91,14 @@ class RegistryConfig(Config):
                               " passwords in clear; use https or set listeners.allow.insecure=true")
         if any(lst.scheme == "https" for lst in self.http_listeners) and not self["ssl.keystore.location"]:
             raise ConfigError("Missing required configuration ssl.keystore.location: needed by an https listener")
+        admin = self["admin.url"]
+        if admin is not None:
+            host, _, port = admin.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in admin:
+                raise ConfigError(f"Invalid value '{admin}' for configuration admin.url: expected host:port")
+            if not self["kafkastore.ssl.keystore.location"]:
+                raise ConfigError("Missing required configuration kafkastore.ssl.keystore.location: admin.url needs"
+                                  " the registry's client certificate (the admin API requires mTLS)")
 
     def tls_properties(self) -> dict[str, Any]:
         """The broker-named ssl.* settings keystream.auth.tls.build_server_context reads."""

@@ -4,11 +4,13 @@ from the path, and the authorization check."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from keystream.registry.errors import RegistryError, forbidden
+from keystream.registry.access import Action
+from keystream.registry.errors import RegistryError, forbidden, subject_not_found
 from keystream.registry.service import check_subject
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -19,6 +21,7 @@ ACCEPTED_TYPES = frozenset({CONTENT_TYPE, "application/vnd.schemaregistry+json",
 SERVICE: web.AppKey = web.AppKey("service", object)
 ACCESS: web.AppKey = web.AppKey("access", object)
 SESSION = "keystream.session"
+HIDDEN_ACTIONS = frozenset({Action.READ, Action.DELETE, Action.READ_CONFIG})
 
 
 def reply(value: Any, status: int = 200) -> web.Response:
@@ -83,10 +86,24 @@ def schema_id(request: web.Request) -> int:
 
 
 def authorize(request: web.Request, action: Any, name: str | None) -> None:
-    """403/40301 unless the request's principal may do `action` on the subject (None: global)."""
-    if not request.app[ACCESS].allowed(request[SESSION], action, name):
-        target = "the global configuration" if name is None else f"subject {printable(name)}"
-        raise forbidden(f"User is denied operation {action.name} on {target}")
+    """403/40301 unless the request's principal may do `action` on the subject (None: global).
+
+    A tenant member asking to read, delete or read the config of a subject outside its namespace
+    gets 40401, the answer for a subject that does not exist, whether it exists or not. Writes
+    there get the 40301 anyone gets, existing subject or not (a missing one could be created)."""
+    access, session = request.app[ACCESS], request[SESSION]
+    if access.allowed(session, action, name):
+        return
+    if name is not None and action in HIDDEN_ACTIONS and access.outside_tenant(session, name):
+        raise subject_not_found(name)
+    target = "the global configuration" if name is None else f"subject {printable(name)}"
+    raise forbidden(f"User is denied operation {action.name} on {target}")
+
+
+def can_read(request: web.Request) -> Callable[[str], bool]:
+    """Whether the principal may read a subject: what references in a request body may name."""
+    access, session = request.app[ACCESS], request[SESSION]
+    return lambda name: access.allowed(session, Action.READ, name)
 
 
 def readable(request: web.Request, action: Any, names: list[str]) -> list[str]:

@@ -52,7 +52,12 @@ async def get_mode(request: web.Request) -> web.Response:
 async def set_mode(request: web.Request) -> web.Response:
     name = _target(request)
     authorize(request, Action.WRITE_CONFIG, name)
-    return reply(await request.app[SERVICE].set_mode(name, await body(request), flag(request, "force")))
+    wanted = await body(request)
+    if isinstance(wanted, dict) and str(wanted.get("mode", "")).upper() == "IMPORT":
+        # IMPORT registers under ids the caller picks in the one id space all subjects share (and tells
+        # whether an id is taken): the cluster's permission, even for a subject the caller owns
+        authorize(request, Action.WRITE_CONFIG, None)
+    return reply(await request.app[SERVICE].set_mode(name, wanted, flag(request, "force")))
 
 
 @routes.delete("/mode/{subject}")

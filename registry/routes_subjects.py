@@ -9,6 +9,7 @@ from keystream.registry.routes_common import (
     SERVICE,
     authorize,
     body,
+    can_read,
     flag,
     raw_schema,
     readable,
@@ -37,7 +38,8 @@ async def list_versions(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     name = subject(request)
     authorize(request, Action.WRITE, name)
-    return reply(await request.app[SERVICE].register(name, await body(request), flag(request, "normalize")))
+    return reply(await request.app[SERVICE].register(name, await body(request), flag(request, "normalize"),
+                                                     can_read(request)))
 
 
 @routes.post("/subjects/{subject}")
@@ -45,7 +47,7 @@ async def lookup(request: web.Request) -> web.Response:
     name = subject(request)
     authorize(request, Action.READ, name)
     found = await request.app[SERVICE].lookup(name, await body(request), flag(request, "normalize"),
-                                              flag(request, "deleted"))
+                                              flag(request, "deleted"), can_read(request))
     return reply(found)
 
 
@@ -74,9 +76,12 @@ async def get_version_schema(request: web.Request) -> web.Response:
 
 @routes.get(VERSION + "/referencedby")
 async def referenced_by(request: web.Request) -> web.Response:
+    """Only ids the principal could read (a schema of another tenant referring here stays hidden)."""
     name = subject(request)
     authorize(request, Action.READ, name)
-    return reply(await request.app[SERVICE].referenced_by(name, request.match_info["version"]))
+    service = request.app[SERVICE]
+    ids = await service.referenced_by(name, request.match_info["version"])
+    return reply([i for i in ids if readable(request, Action.READ, await service.subjects_for_id(i, True))])
 
 
 @routes.delete(VERSION)
@@ -94,5 +99,6 @@ async def test_compatibility(request: web.Request) -> web.Response:
     name = subject(request)
     authorize(request, Action.READ, name)
     result = await request.app[SERVICE].test_compatibility(name, request.match_info.get("version"),
-                                                           await body(request), flag(request, "verbose"))
+                                                           await body(request), flag(request, "verbose"),
+                                                           can_read(request))
     return reply(result)

@@ -20,6 +20,7 @@ from keystream.registry.app import build_app
 from keystream.registry.config import RegistryConfig
 from keystream.registry.kafkastore import KafkaStoreError, client_config
 from keystream.registry.service import RegistryService
+from keystream.registry.tenant_source import admin_tenant_source
 from keystream.service_loop import run_service
 
 log = logging.getLogger("keystream.registry")
@@ -39,7 +40,11 @@ async def serve(config: RegistryConfig, on_started=None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     service = RegistryService(config)
-    access = Access(config, kafka_acl_source(client_config(config)))
+    tenants = admin_tenant_source(config) if config["admin.url"] else None
+    if tenants is None:
+        log.info("admin.url is unset: the registry does not know the brokers' tenants, so tenant members"
+                 " get exactly what ACLs grant on subjects, without their namespace's confinement")
+    access = Access(config, kafka_acl_source(client_config(config)), tenants)
     runner = web.AppRunner(build_app(service, access, config), access_log_format=ACCESS_LOG_FORMAT,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_line_size=MAX_LINE_BYTES)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ MAX_SUBJECT_CHARS = 1000
 MAX_VERSION = 2**31 - 1
 MODES = ("READWRITE", "READONLY", "IMPORT")
 RESERVED_SUBJECTS = ("__GLOBAL", "__EMPTY")  # Confluent's internal names
+Readable = Callable[[str], bool]  # whether the caller may read a subject; None: everything
 
 
 class Log(Protocol):
@@ -87,9 +88,10 @@ class RegistryService:
         await self.log.close()
 
     # ---------------------------------------------------------------- parsing
-    def _resolve(self, ref: Reference) -> ParsedSchema:
+    def _resolve(self, ref: Reference, readable: Readable | None = None) -> ParsedSchema:
+        """A referenced schema; one the caller may not read is reported missing, with the same text."""
         v = self.store.get(ref.subject, ref.version)
-        if v is None:
+        if v is None or (readable is not None and not readable(ref.subject)):
             raise SchemaError(f"Invalid schema reference {ref.name!r}: subject {ref.subject!r} version "
                               f"{ref.version} not found")
         return self._parse_stored(v)
@@ -102,7 +104,7 @@ class RegistryService:
             parsed = self._parsed[v.id] = parse_schema(v.schema, v.schema_type, refs, self._resolve)
         return parsed
 
-    def _parse_body(self, body: object) -> ParsedSchema:
+    def _parse_body(self, body: object, readable: Readable | None = None) -> ParsedSchema:
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str) or not body["schema"].strip():
             raise errors.invalid_schema("Empty schema" if isinstance(body, dict) and "schema" in body
                                         else "The request has no \"schema\" field")
@@ -115,7 +117,8 @@ class RegistryService:
         try:
             if not refs:  # what a referenced schema resolves to can change; a plain one cannot
                 return _parse_plain(body["schema"], str(body.get("schemaType") or "AVRO"))
-            return parse_schema(body["schema"], str(body.get("schemaType") or "AVRO"), refs, self._resolve)
+            return parse_schema(body["schema"], str(body.get("schemaType") or "AVRO"), refs,
+                                functools.partial(self._resolve, readable=readable))
         except SchemaError as exc:
             raise errors.invalid_schema(str(exc)) from None
         except RecursionError:
@@ -150,7 +153,8 @@ class RegistryService:
         raise errors.version_not_found(number)
 
     # ---------------------------------------------------------------- schemas under subjects
-    async def register(self, subject: str, body: dict, normalize: bool = False) -> dict:
+    async def register(self, subject: str, body: dict, normalize: bool = False, readable: Readable | None = None) -> dict:
+        """`readable` limits what references may name and which existing ids an equal schema reuses."""
         check_subject(subject)
         given_id, given_version = self._import_fields(body)
         async with self._lock:
@@ -160,13 +164,14 @@ class RegistryService:
                 raise errors.operation_not_permitted(f"Subject {subject} is not in import mode")
             if given_id is None and mode != "READWRITE":
                 raise errors.operation_not_permitted(f"Subject {subject} is not in read-write mode")
-            new = self._parse_body(body)
+            new = self._parse_body(body, readable)
             text = new.normalized if normalize else new.canonical
             refs = tuple((r.name, r.subject, r.version) for r in new.references)
             content = (new.schema_type, text, refs)
             every = self.store.versions(subject, deleted=True)
             live = [v for v in every if not v.deleted]
-            known_id = self.store.id_for(content)
+            known_id = self.store.id_for(content, None if readable is None else functools.partial(
+                self._id_visible, readable=readable))
             if given_id is None:
                 for v in reversed(live):
                     if v.content == content or self._parse_stored(v).identity(normalize) == new.identity(normalize):
@@ -219,9 +224,13 @@ class RegistryService:
             raise errors.operation_not_permitted(f"Overwrite new schema for subject {subject} version {version}"
                                                  " is not permitted.")
 
-    async def lookup(self, subject: str, body: dict, normalize: bool = False, deleted: bool = False) -> dict:
+    def _id_visible(self, schema_id: int, readable: Readable) -> bool:
+        return any(readable(v.subject) for v in self.store.with_id(schema_id))
+
+    async def lookup(self, subject: str, body: dict, normalize: bool = False, deleted: bool = False,
+                     readable: Readable | None = None) -> dict:
         versions = self._existing(subject, deleted)
-        new = self._parse_body(body)
+        new = self._parse_body(body, readable)
         wanted = new.identity(normalize)
         for v in reversed(versions):
             if self._parse_stored(v).identity(normalize) == wanted:
@@ -413,9 +422,9 @@ class RegistryService:
 
     # ---------------------------------------------------------------- compatibility
     async def test_compatibility(self, subject: str, version_str: str | None, body: dict,
-                                 verbose: bool = False) -> dict:
+                                 verbose: bool = False, readable: Readable | None = None) -> dict:
         check_subject(subject)
-        new = self._parse_body(body)
+        new = self._parse_body(body, readable)
         live = self.store.versions(subject)
         if version_str is None:
             previous = live

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Store:
     def __init__(self) -> None:
         self._subjects: dict[str, dict[int, Version]] = {}
         self._ids: dict[int, set[tuple[str, int]]] = {}
-        self._content_ids: dict[tuple, int] = {}
+        self._content_ids: dict[tuple, list[int]] = {}  # equal schemas under ids of different tenants
         self._configs: dict[str | None, str] = {}
         self._modes: dict[str | None, str] = {}
         self.max_id = 0
@@ -147,7 +147,9 @@ class Store:
         self._remove(subject, version)
         self._subjects.setdefault(subject, {})[version] = new
         self._ids.setdefault(new.id, set()).add((subject, version))
-        self._content_ids.setdefault(new.content, new.id)
+        ids = self._content_ids.setdefault(new.content, [])
+        if new.id not in ids:
+            ids.append(new.id)
         self.max_id = max(self.max_id, new.id)
 
     def _remove(self, subject: str, version: int) -> None:
@@ -161,8 +163,11 @@ class Store:
         keys.discard((subject, version))
         if not keys:
             del self._ids[old.id]
-            if self._content_ids.get(old.content) == old.id:
-                del self._content_ids[old.content]
+            ids = self._content_ids.get(old.content, [])
+            if old.id in ids:
+                ids.remove(old.id)
+            if not ids:
+                self._content_ids.pop(old.content, None)
 
     def _soft_delete_subject(self, subject: str, up_to: int) -> None:
         versions = self._subjects.get(subject, {})
@@ -201,9 +206,11 @@ class Store:
         found = self.with_id(schema_id)
         return min(found, key=lambda v: v.deleted) if found else None
 
-    def id_for(self, content: tuple) -> int | None:
-        """The id already given to this (type, schema text, references), if any record still has it."""
-        return self._content_ids.get(content)
+    def id_for(self, content: tuple, usable: Callable[[int], bool] | None = None) -> int | None:
+        """The first id already given to this (type, schema text, references) that a record still has
+        and `usable` accepts (an id the writer may see: reusing a hidden one would tell it that
+        another tenant registered the same schema)."""
+        return next((i for i in self._content_ids.get(content, ()) if usable is None or usable(i)), None)
 
     def referenced_by(self, subject: str, version: int, deleted: bool = False) -> list[Version]:
         """Versions whose references name subject/version (soft-deleted referrers only when `deleted`)."""

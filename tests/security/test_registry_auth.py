@@ -77,7 +77,7 @@ def test_no_credentials_is_401_with_a_challenge(registry):
     assert reply.headers["WWW-Authenticate"] == 'Basic realm="SchemaRegistry"'
 
 
-@pytest.mark.parametrize("who", ["alice:wrong-password", "nobody:nobody-secret", "alice:", ":x", "alice"])
+@pytest.mark.parametrize("who", ["alice:wrong-password", "nobody:nobody-secret", "alice:", ":x-secret", "alice"])
 def test_bad_credentials_are_401_after_the_delay_and_not_logged(registry, who):
     started = time.monotonic()
     reply = registry.http("GET", "/subjects", basic=who)

@@ -150,10 +150,12 @@ def test_until_acls_load_only_super_users_pass_even_when_everyone_is_allowed():
                                  "acl.refresh.ms": "100"})
         access = Access(config, source)
         await access.start()
-        assert not access.allowed(session("bob"), Action.READ, "x")
+        with pytest.raises(RegistryError) as info:
+            access.allowed(session("bob"), Action.READ, "x")
+        assert info.value.error_code == 50003
         assert access.allowed(session("root"), Action.WRITE, "x")
         state["fail"] = False
-        await _until(lambda: access.allowed(session("bob"), Action.READ, "x"), 5)
+        await _until(lambda: access.refresher.loaded and access.allowed(session("bob"), Action.READ, "x"), 5)
         await access.close()
     asyncio.run(run())
 

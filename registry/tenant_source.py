@@ -1,0 +1,89 @@
+"""The broker's tenants for the registry: ListTenants on the broker's gRPC admin API (`admin.url`).
+
+The registry is its own process with no metadata log, so it keeps a copy of the tenants the way it
+keeps one of the ACLs. It calls with its kafkastore client certificate (the admin API requires
+mTLS; the principal needs Cluster DESCRIBE, as for DescribeAcls). A tenant the registry cannot
+read makes the whole fetch fail, so the previous copy stays: skipping one would free its members
+from their namespace. After a failed call the channel is rebuilt from the files, so a rotated
+client certificate is picked up.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from keystream.auth.tenants import Tenant
+from keystream.configdef import ConfigError
+
+TenantSource = Callable[[], list[Tenant]]  # blocking; run in a worker thread
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+KEYSTORE = "kafkastore.ssl.keystore.location"
+TRUSTSTORE = "kafkastore.ssl.truststore.location"
+
+
+def _read(config: Mapping[str, Any], prop: str) -> bytes:
+    path = config.get(prop)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
+
+
+def _credentials(config: Mapping[str, Any]):
+    """grpc channel credentials: the CAs of the kafkastore truststore, the key (decrypted in memory
+    with kafkastore.ssl.key.password) and chain of the kafkastore keystore."""
+    import grpc  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    if not config.get(KEYSTORE):
+        raise ConfigError(f"Missing required configuration {KEYSTORE}: admin.url needs the registry's client"
+                          " certificate (the admin API requires mTLS)")
+    pem = _read(config, KEYSTORE)
+    password = config.get("kafkastore.ssl.key.password")
+    password = getattr(password, "value", password)
+    try:
+        key = serialization.load_pem_private_key(pem, password.encode() if password else None)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Invalid value for configuration {KEYSTORE}: no readable private key"
+                          " (encrypted without the right kafkastore.ssl.key.password?)") from None
+    chain = b"".join(m.group(0) for m in _PEM_CERT.finditer(pem))
+    if not chain:
+        raise ConfigError(f"Invalid value for configuration {KEYSTORE}: no certificate in it")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    roots = _read(config, TRUSTSTORE) if config.get(TRUSTSTORE) else None
+    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key_pem, certificate_chain=chain)
+
+
+def admin_tenant_source(config: Mapping[str, Any]) -> TenantSource:
+    """ListTenants from `admin.url` with the kafkastore TLS identity; the files are checked now, so
+    a missing or unreadable key fails start-up with a message naming the property."""
+    import grpc  # noqa: PLC0415
+
+    from keystream.broker.admin.v1 import admin_pb2 as pb  # noqa: PLC0415
+    from keystream.broker.admin.v1 import admin_pb2_grpc as rpc  # noqa: PLC0415
+
+    target = str(config["admin.url"])
+    timeout_s = config.get("kafkastore.timeout.ms", 10000) / 1000
+    _credentials(config)
+    lock = threading.Lock()
+    channel = None
+
+    def fetch() -> list[Tenant]:
+        nonlocal channel
+        with lock:
+            if channel is None:
+                channel = grpc.secure_channel(target, _credentials(config))
+            try:
+                reply = rpc.TenantServiceStub(channel).ListTenants(pb.ListTenantsRequest(), timeout=timeout_s)
+            except grpc.RpcError as exc:
+                channel.close()
+                channel = None
+                raise ConnectionError(f"ListTenants on {target}: {exc.code().name} {exc.details()}") from None
+        return [Tenant(t.name, frozenset(t.members), frozenset(t.admins)) for t in reply.tenants]
+
+    return fetch

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import brokers as launch
-from bench import report, scale, schema, schema_report
+from bench import report, scale, schema, schema_report, tenants
 from bench.matrix import measure
 from bench.session import Session
 
-PHASES = ("produce", "consume", "latency", "join", "durable", "soak", "scale", "restart", "schema")
+PHASES = ("produce", "consume", "latency", "join", "durable", "soak", "scale", "restart", "schema", "tenants")
 RESULTS = Path(__file__).resolve().parent / "results"
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
@@ -79,6 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "(default 200000 for 100 B and 50000 for 1 KiB; quick 20000)")
     p.add_argument("--schema-seconds", type=float, help="schema phase: seconds per registry load run (default 5, "
                    "quick 1.5)")
+    p.add_argument("--tenants-seconds", type=float, help="tenants phase: seconds acme runs beside globex "
+                   "(default 20, quick 8)")
+    p.add_argument("--tenants-quota", type=float, default=1e6, help="tenants phase: acme's producer_byte_rate")
+    p.add_argument("--tenants-baseline", type=Path, metavar="DIR", help="tenants phase: a Keystream source tree "
+                   "(e.g. `git archive 8b61bfe | tar -x -C DIR`) whose broker the no-quota hot path is compared with")
     p.add_argument("--phase-timeout", type=float, default=120.0, help="bound on any single run, seconds")
     p.add_argument("--keystream-prop", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="extra server.properties line for Keystream (repeatable)")
@@ -109,6 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.restart_bytes = int(args.restart_bytes or (2e8 if quick else 5e9))
     args.restart_topup = int(args.restart_topup if args.restart_topup is not None else (2e7 if quick else 2e8))
     args.schema_seconds = args.schema_seconds or (1.5 if quick else 5.0)
+    args.tenants_seconds = args.tenants_seconds or (8.0 if quick else 20.0)
     args.join_delays = args.join_delays if args.join_delays is not None else ([0] if quick else [0, 3000])
     return args
 
@@ -122,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(args, workdir)
     t0 = time.monotonic()
     try:
-        if set(args.only) - {"schema"}:  # the schema phase starts its own broker and registry
+        if set(args.only) - {"schema", "tenants"}:  # these phases start their own brokers
             session.start()
             measure(session)
         if "schema" in args.only and "keystream" in args.brokers:
             schema.phase(session)
+        if "tenants" in args.only and "keystream" in args.brokers:
+            tenants.phase(session)
     finally:
         session.stop()
         if not args.keep:
@@ -136,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         if row["phase"] in ("schema", "registry"):
             schema_report.summarize_row(row)
             continue
+        if row["phase"] in tenants.PHASES:
+            tenants.summarize_row(row)
+            continue
         report.summarize_row(row, args.brokers)
         report.summarize_tls(row)
         report.summarize_durable(row)
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.render(rows, args.brokers, session.info))
     print("\n".join(schema_report.lines(rows, session.info)))
+    print("\n".join(tenants.lines(rows, session.info)))
     out = args.results_dir / f"{started:%Y%m%d-%H%M%S}.json"
     report.write_json(out, {
         "started": started.isoformat(timespec="seconds"), "seconds": time.monotonic() - t0,

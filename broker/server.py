@@ -303,13 +303,16 @@ class Connection(asyncio.BufferedProtocol):
     def _throttle(self, quotas: QuotaManager, ctx: RequestContext, response, handler_ns: int | None) -> int:
         """The response's throttle time: the handler's (byte rates), raised to the request_percentage
         throttle when the handler's loop time was measured; 0 for none."""
-        if response is None:
-            return quotas.take_mute(self.session)
-        throttle = getattr(response, "throttle_time_ms", 0) or 0
+        if response is None:  # acks=0 produce: the byte-rate mute the handler left, no response to carry it
+            throttle = quotas.take_mute(self.session)
+        else:
+            throttle = getattr(response, "throttle_time_ms", 0) or 0
         if handler_ns is not None:
             request_ms = quotas.record(REQUEST, self.session, ctx.client_id, nanos_to_percentage(handler_ns))
-            if request_ms > throttle and hasattr(response, "throttle_time_ms"):
-                response.throttle_time_ms = throttle = request_ms
+            if request_ms > throttle and (response is None or hasattr(response, "throttle_time_ms")):
+                throttle = request_ms
+                if response is not None:
+                    response.throttle_time_ms = request_ms
         return throttle
 
     async def _mute(self) -> None:

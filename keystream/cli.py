@@ -26,7 +26,7 @@ from keystream.cli_user import user
 from keystream.config import Config, ConfigError, load_config
 from keystream.dev_registry import RegistryChild
 from keystream.dev_scram import start_sample_user
-from keystream.devsetup import REGISTRY_PORT, connect_help, write_dev_files
+from keystream.devsetup import ADMIN_PORT, REGISTRY_PORT, connect_help, write_dev_files
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -90,17 +90,31 @@ def serve(ctx: click.Context, config_path: str, overrides: tuple[str, ...], chec
               help="Port of the SASL_SSL (SCRAM-SHA-512) listener.")
 @click.option("--registry-port", default=REGISTRY_PORT, show_default=True, type=click.IntRange(1, 65535),
               help="HTTPS port of the schema registry.")
+@click.option("--admin-port", default=ADMIN_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the gRPC admin API (keystream tenant|quota), mTLS.")
 @log_level_option
 @click.pass_context
-def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, registry_port: int, log_level: str) -> None:
+def up(ctx: click.Context, data_dir: str, port: int, sasl_port: int, registry_port: int, admin_port: int,
+       log_level: str) -> None:
     """Run a secure dev single-node broker and its schema registry: mTLS and SASL_SSL (SCRAM)
-    listeners, HTTPS registry, dev CA, a sample SCRAM user and client configs under --data-dir."""
+    listeners, the gRPC admin API, HTTPS registry, dev CA, a sample SCRAM user and client configs
+    under --data-dir.
+
+    \b
+    Then, from another terminal (the admin's client config; more in what `up` prints):
+      keystream tenant create acme --principal User:acme-alice --produce-byte-rate 10MB \\
+          --command-config .keystream/client.properties
+      keystream tenant list --command-config .keystream/client.properties
+    """
     if sasl_port == port:
         raise click.BadParameter("must differ from --port", param_hint="--sasl-port")
     if registry_port in (port, sasl_port):
         raise click.BadParameter("must differ from --port and --sasl-port", param_hint="--registry-port")
+    if admin_port in (port, sasl_port, registry_port):
+        raise click.BadParameter("must differ from --port, --sasl-port and --registry-port", param_hint="--admin-port")
     try:
-        setup = write_dev_files(Path(data_dir), port=port, sasl_port=sasl_port, registry_port=registry_port)
+        setup = write_dev_files(Path(data_dir), port=port, sasl_port=sasl_port, registry_port=registry_port,
+                                admin_port=admin_port)
     except CertError as exc:  # e.g. a damaged CA directory: say which file, no traceback
         raise click.ClickException(f"cannot set up the dev PKI: {exc}") from None
     config = _load(str(setup.server_properties), {})

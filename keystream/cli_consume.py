@@ -9,12 +9,22 @@ import time
 from collections.abc import Callable
 
 import click
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from keystream.cli_common import assignments, client_config, client_options, describe_error, fail
 from keystream.console_format import FormatterOptions, Record, format_record
 
 POLL_S = 0.5
+# Refusals the Java console consumer exits on (its poll throws them); librdkafka only reports them.
+FATAL_CODES = frozenset({KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED})
 
 
 def parse_offset(text: str) -> int:
@@ -65,7 +75,7 @@ def consume_loop(consumer: Consumer, emit: Callable[[Message], None], max_messag
             continue
         err = msg.error()
         if err is not None:
-            if err.fatal():
+            if err.fatal() or err.code() in FATAL_CODES:
                 raise KafkaException(err)
             click.echo(f"WARN {describe_error(err)}", err=True)
             continue

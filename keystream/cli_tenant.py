@@ -1,6 +1,7 @@
-"""`keystream tenant create|list|describe|delete` over the broker's gRPC admin API (`admin.listener`).
+"""`keystream tenant create|list|describe|update|delete` over the broker's gRPC admin API (`admin.listener`).
 
-Connection: `--admin-url host:port` (default: `$KEYSTREAM_ADMIN_URL`, else 127.0.0.1:9094) and `--command-config client.properties`, whose TLS settings are the Java client's
+Connection: `--admin-url host:port` (default: `$KEYSTREAM_ADMIN_URL`, else 127.0.0.1:9094, where
+`keystream up` serves it) and `--command-config client.properties`, whose TLS settings are the Java client's
 (`ssl.truststore.location`, `ssl.keystore.location` as a PEM key + chain, `ssl.key.password`) or
 librdkafka's (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`). The admin API
 requires a client certificate. `--output json` prints machine-readable results.
@@ -29,6 +30,9 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 # CLI option → Kafka quota key (Kafka's tools call the consumer side "fetch" nowhere; ours do, as the issue)
 QUOTA_OPTIONS = {"produce_byte_rate": "producer_byte_rate", "fetch_byte_rate": "consumer_byte_rate",
                  "request_percentage": "request_percentage"}
+QUOTA_KEYS = sorted(QUOTA_OPTIONS.values())
+LIMITS = ("max_partitions", "max_storage_bytes")
+USAGE = ("topics", "partitions", "storage_bytes", "bytes_in", "bytes_out", "throttle_ms", "rejected_requests")
 
 
 class ByteSize(click.ParamType):
@@ -108,11 +112,10 @@ def tenant_dict(t) -> dict[str, Any]:
             "quotas": dict(sorted(t.quotas.items())),
             "max_partitions": t.max_partitions if t.HasField("max_partitions") else None,
             "max_storage_bytes": t.max_storage_bytes if t.HasField("max_storage_bytes") else None,
-            "usage": {"topics": t.usage.topics, "partitions": t.usage.partitions,
-                      "storage_bytes": t.usage.storage_bytes}}
+            "usage": {k: getattr(t.usage, k) for k in USAGE}}
 
 
-def _number(v: float) -> str:
+def number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
@@ -120,12 +123,11 @@ def print_tenant(d: dict[str, Any]) -> None:
     click.echo(f"Tenant: {d['name']}\tPrefix: {d['prefix']}")
     click.echo(f"\tMembers: {', '.join(d['members']) or '-'}")
     click.echo(f"\tAdmins: {', '.join(d['admins']) or '-'}")
-    quotas = ", ".join(f"{k}={_number(v)}" for k, v in d["quotas"].items())
+    quotas = ", ".join(f"{k}={number(v)}" for k, v in d["quotas"].items())
     click.echo(f"\tQuotas: {quotas or '-'}")
-    limits = [f"{k}={d[k]}" for k in ("max_partitions", "max_storage_bytes") if d[k] is not None]
+    limits = [f"{k}={d[k]}" for k in LIMITS if d[k] is not None]
     click.echo(f"\tLimits: {', '.join(limits) or '-'}")
-    u = d["usage"]
-    click.echo(f"\tUsage: topics={u['topics']}, partitions={u['partitions']}, storage_bytes={u['storage_bytes']}")
+    click.echo("\tUsage: " + ", ".join(f"{k}={d['usage'][k]}" for k in USAGE))
 
 
 def emit(output: str, value: Any, text: Callable[[], None]) -> None:
@@ -204,6 +206,47 @@ def describe(**o) -> None:
                  f"cannot describe tenant '{o['name']}'")
     d = tenant_dict(t)
     emit(o["output"], d, lambda: print_tenant(d))
+
+
+@tenant.command()
+@admin_options
+@click.argument("name")
+@click.option("--add-principal", "add_members", multiple=True, metavar="Type:name", help="Add a member (repeatable).")
+@click.option("--remove-principal", "remove_members", multiple=True, metavar="Type:name",
+              help="Remove a member, and its admin role (repeatable).")
+@click.option("--add-admin", "add_admins", multiple=True, metavar="Type:name",
+              help="Make a principal a tenant admin, and a member (repeatable).")
+@click.option("--remove-admin", "remove_admins", multiple=True, metavar="Type:name",
+              help="Take the admin role away; the principal stays a member (repeatable).")
+@quota_options
+@click.option("--remove-quota", "remove_quotas", multiple=True, type=click.Choice(QUOTA_KEYS),
+              help="Remove this quota (repeatable).")
+@click.option("--max-partitions", type=click.IntRange(min=0), help="Most partitions the tenant's topics may have.")
+@click.option("--max-storage-bytes", type=BYTES, help="Most bytes the tenant's partitions may hold on disk.")
+@click.option("--remove-limit", "remove_limits", multiple=True, type=click.Choice(LIMITS),
+              help="Lift this limit (repeatable).")
+def update(**o) -> None:
+    """Change tenant NAME: only what the options name changes, the rest is kept."""
+    from google.protobuf.field_mask_pb2 import FieldMask  # noqa: PLC0415
+
+    from keystream.broker.admin.v1 import admin_pb2 as pb  # noqa: PLC0415
+    from keystream.broker.admin.v1 import admin_pb2_grpc as rpc  # noqa: PLC0415
+
+    quotas = quotas_of(o)
+    limits = {k: o[k] for k in LIMITS if o[k] is not None}
+    for what, both in (("quota", set(quotas) & set(o["remove_quotas"])), ("limit", set(limits) & set(o["remove_limits"]))):
+        if both:
+            raise click.UsageError(f"{what} {', '.join(sorted(both))} is both set and removed")
+    paths = [f"quotas.{k}" for k in [*quotas, *o["remove_quotas"]]] + [*limits, *o["remove_limits"]]
+    lists = {k: list(o[k]) for k in ("add_members", "remove_members", "add_admins", "remove_admins")}
+    if not paths and not any(lists.values()):
+        raise click.UsageError("nothing to update: name a principal, admin, quota or limit to change")
+    request = pb.UpdateTenantRequest(tenant=pb.Tenant(name=o["name"], quotas=quotas, **limits),
+                                     update_mask=FieldMask(paths=sorted(set(paths))), **lists)
+    with channel(o["admin_url"], o["command_config"]) as ch:
+        t = call(rpc.TenantServiceStub(ch).UpdateTenant, request, f"cannot update tenant '{o['name']}'")
+    d = tenant_dict(t)
+    emit(o["output"], d, lambda: (click.echo(f"Updated tenant '{d['name']}'."), print_tenant(d)))
 
 
 @tenant.command()

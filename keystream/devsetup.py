@@ -3,7 +3,8 @@
 The dev node has two listeners and no plaintext one, so what a developer tries locally is what
 production looks like: SSL with client certificates required (mTLS; the admin and a sample user),
 and SASL_SSL with SCRAM-SHA-512 and no client certificate (KIP-684; a sample SCRAM user, created by
-keystream.dev_scram once the broker listens). The PKI (a dev CA under
+keystream.dev_scram once the broker listens). The gRPC admin API (`admin.listener`, mTLS with the
+same certificates) serves `keystream tenant` and `keystream quota` with the admin's client.properties. The PKI (a dev CA under
 DIR/ca, the broker's certificate, an admin and a sample user certificate under DIR/certs) is made
 once and reused, so clients keep working across restarts; the properties files are rewritten on
 every `up`, so they always match the command line. For a config of your own, copy
@@ -44,6 +45,7 @@ USER_PRINCIPAL = f"User:CN={USER},O={USER_ORG}"  # RFC 2253 order, as the broker
 REGISTRY_CLIENT = "schema-registry"
 REGISTRY_PRINCIPAL = f"User:CN={REGISTRY_CLIENT}"
 REGISTRY_PORT = 8081
+ADMIN_PORT = 9094  # keystream tenant/quota's default --admin-url
 SASL_LISTENER = "SASL_SSL"
 SASL_MECHANISM = "SCRAM-SHA-512"
 # The CA's CRL is valid for a week; refresh it on `up` when less than this is left, so a dev node
@@ -68,6 +70,7 @@ class DevSetup:
     ca_cert: Path
     bootstrap: str
     sasl_bootstrap: str
+    admin_url: str  # the gRPC admin API (host:port)
     created: tuple[str, ...] = ()  # what this run had to create (empty when everything was reused)
 
 
@@ -144,11 +147,12 @@ def _refresh_crl(ca: CA) -> None:
 
 
 def server_settings(data_dir: Path, host: str, port: int, pki: DevPki, sasl_port: int,
-                    registry_url: str) -> dict[str, str]:
+                    registry_url: str, admin_port: int = ADMIN_PORT) -> dict[str, str]:
     """Broker properties of the dev node: an SSL listener with client certificates required, and a
     SASL_SSL one offering only SCRAM-SHA-512 (no client certificate: SASL_SSL ignores
     ssl.client.auth unless its own listener.name.sasl_ssl.ssl.client.auth sets it, KIP-684); topics
-    with confluent.value.schema.validation=true are checked against the dev registry."""
+    with confluent.value.schema.validation=true are checked against the dev registry; the gRPC admin
+    API on admin_port (the broker's ssl.* files, client certificates required)."""
     listeners = f"SSL://{host}:{port},{SASL_LISTENER}://{host}:{sasl_port}"
     return {
         "node.id": "1",
@@ -170,12 +174,15 @@ def server_settings(data_dir: Path, host: str, port: int, pki: DevPki, sasl_port
         "confluent.schema.registry.url": registry_url,
         "confluent.ssl.truststore.location": str(pki.ca.cert.resolve()),
         "confluent.ssl.keystore.location": str(pki.registry_client.pem.resolve()),
+        "admin.listener": f"{host}:{admin_port}",
     }
 
 
-def registry_settings(host: str, port: int, registry_port: int, sasl_port: int, pki: DevPki) -> dict[str, str]:
+def registry_settings(host: str, port: int, registry_port: int, sasl_port: int, pki: DevPki,
+                      admin_port: int = ADMIN_PORT) -> dict[str, str]:
     """The dev registry: HTTPS (a client certificate is optional: the admin's makes it a super user,
-    Basic takes the broker's SCRAM users), schemas stored in `_schemas` over the SSL listener."""
+    Basic takes the broker's SCRAM users), schemas stored in `_schemas` over the SSL listener, the
+    broker's tenants read from its admin API (tenant members see their namespace's subjects only)."""
     return {
         "listeners": f"https://{host}:{registry_port}",
         "ssl.keystore.location": str(pki.registry.pem.resolve()),
@@ -190,6 +197,7 @@ def registry_settings(host: str, port: int, registry_port: int, sasl_port: int, 
         "basic.auth.sasl.mechanism": SASL_MECHANISM,
         "basic.auth.bootstrap.servers": f"{host}:{sasl_port}",  # Basic passwords: a SCRAM login there
         "super.users": f"{ADMIN_PRINCIPAL};{REGISTRY_PRINCIPAL}",
+        "admin.url": f"{host}:{admin_port}",
     }
 
 
@@ -228,7 +236,7 @@ def java_client_settings(host: str, port: int, ca_cert: Path, who: Issued) -> di
 
 
 def write_dev_files(data_dir: str | Path, host: str = "127.0.0.1", port: int = 9092,
-                    sasl_port: int = 9093, registry_port: int = REGISTRY_PORT) -> DevSetup:
+                    sasl_port: int = 9093, registry_port: int = REGISTRY_PORT, admin_port: int = ADMIN_PORT) -> DevSetup:
     """Create DIR, its PKI (once), the broker, registry and mTLS client properties (every run). The
     SCRAM client properties hold a password: keystream.dev_scram writes them once the broker has the user."""
     root = Path(data_dir)
@@ -236,8 +244,8 @@ def write_dev_files(data_dir: str | Path, host: str = "127.0.0.1", port: int = 9
     pki = ensure_pki(root, host)
     registry_url = f"https://{host}:{registry_port}"
     files = {
-        "server.properties": server_settings(root, host, port, pki, sasl_port, registry_url),
-        "registry.properties": registry_settings(host, port, registry_port, sasl_port, pki),
+        "server.properties": server_settings(root, host, port, pki, sasl_port, registry_url, admin_port),
+        "registry.properties": registry_settings(host, port, registry_port, sasl_port, pki, admin_port),
         "schema-registry.properties": schema_registry_client_settings(registry_url, pki.ca.cert, pki.admin),
         "client.properties": client_settings(host, port, pki.ca.cert, pki.admin),
         f"{USER}.properties": client_settings(host, port, pki.ca.cert, pki.user),
@@ -252,7 +260,7 @@ def write_dev_files(data_dir: str | Path, host: str = "127.0.0.1", port: int = 9
                     schema_registry_properties=root / "schema-registry.properties", registry_url=registry_url,
                     java_properties=root / "client-java.properties", scram_properties=root / SCRAM_FILE,
                     ca_cert=pki.ca.cert, bootstrap=f"{host}:{port}", sasl_bootstrap=f"{host}:{sasl_port}",
-                    created=pki.created)
+                    admin_url=f"{host}:{admin_port}", created=pki.created)
 
 
 def connect_help(setup: DevSetup) -> str:
@@ -262,6 +270,7 @@ def connect_help(setup: DevSetup) -> str:
     admin_cert, admin_key = (setup.data_dir / "certs" / f"{ADMIN}.{ext}" for ext in ("crt", "key"))
     order = '{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}'
     made = "".join(f"  created {what}\n" for what in setup.created)
+    au = f" --admin-url {setup.admin_url}" if setup.admin_url != f"127.0.0.1:{ADMIN_PORT}" else ""
     return f"""Keystream dev broker on {b} (SSL, client certificates required) and {setup.sasl_bootstrap} \
 ({SASL_LISTENER}, {SASL_MECHANISM}); no plaintext listener
 {made}  broker config:  {setup.server_properties}
@@ -271,6 +280,7 @@ def connect_help(setup: DevSetup) -> str:
   SCRAM user:     {sc}  (User:{SCRAM_USER}, no ACLs yet; mode 0600, holds the password;
                   written as soon as the broker has stored the user)
   Java tools:     {jc}
+Admin API on {setup.admin_url} (gRPC, mTLS; keystream tenant|quota with the admin client config)
 Schema registry on {url} (HTTPS; the admin certificate, or Basic with a SCRAM user and topic ACLs)
   registry config: {setup.registry_properties}
   registry client: {rc}  (admin; keystream schema --registry-config, SchemaRegistryClient)
@@ -296,6 +306,13 @@ The same for the SCRAM user {SCRAM_USER} (SASL_SSL, no client certificate):
   keystream consume --topic test --from-beginning --max-messages 1 --command-config {sc}
   keystream user list --command-config {cc}
   (kcat -F {sc} needs librdkafka >= 2.6.1: older ones send a SCRAM nonce the broker refuses, as Kafka 4 does)
+
+Give a team its own namespace acme.* with quotas and limits (README: "Multi-tenant walkthrough"):
+  keystream tenant create acme --principal User:acme-alice --admin User:acme-alice --produce-byte-rate 10MB \\
+      --fetch-byte-rate 20MB --max-partitions 200 --max-storage-bytes 50GB{au} --command-config {cc}
+  keystream tenant list{au} --command-config {cc}
+  keystream tenant describe acme{au} --command-config {cc}
+  keystream quota set --user acme-alice --produce-byte-rate 1MB{au} --command-config {cc}
 
 Register a schema and let the broker check every record of a topic against it:
   keystream topic create --topic orders --config confluent.value.schema.validation=true --command-config {cc}

@@ -1,9 +1,9 @@
 """The admin API's gRPC server: `admin.listener` (host:port), TLS with required client certificates
 (the broker's ssl.* files), on the broker's own event loop (grpc.aio).
 
-It serves TenantService, UserService, AclService and ClusterService (proto/keystream/admin/v1/) and
-the standard grpc.health.v1.Health service, which answers SERVING while the broker runs and
-NOT_SERVING once it is stopping. Requests are bounded: at most MAX_MESSAGE_BYTES per message
+It serves TenantService, QuotaService, UserService, AclService and ClusterService
+(proto/keystream/admin/v1/) and the standard grpc.health.v1.Health service, which answers SERVING
+while the broker runs and NOT_SERVING once it is stopping. Requests are bounded: at most MAX_MESSAGE_BYTES per message
 (larger ones are refused by grpc with RESOURCE_EXHAUSTED before they are parsed) and
 MAX_CONCURRENT_RPCS calls at once.
 """
@@ -20,6 +20,7 @@ from keystream.broker.admin.acls import AclService
 from keystream.broker.admin.auth import AdminTls
 from keystream.broker.admin.base import Malformed
 from keystream.broker.admin.cluster import ClusterService
+from keystream.broker.admin.quotas import QuotaService
 from keystream.broker.admin.tenants import TenantService
 from keystream.broker.admin.users import UserService
 from keystream.broker.admin.v1 import admin_pb2
@@ -86,7 +87,7 @@ class AdminServer:
             ("grpc.so_reuseport", 0),
         ], maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
         args = (self.broker, self.tls)
-        for servicer in (TenantService(*args), UserService(*args), AclService(*args),
+        for servicer in (TenantService(*args), QuotaService(*args), UserService(*args), AclService(*args),
                          ClusterService(*args, self.kafka_server)):
             server.add_generic_rpc_handlers((_handler(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

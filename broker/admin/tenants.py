@@ -13,6 +13,7 @@ import logging
 import grpc
 
 from keystream.auth.acl import Operation
+from keystream.auth.principal import Principal
 from keystream.auth.tenants import QUOTA_KEYS, InvalidTenant, Tenant, TenantConflict
 from keystream.broker.admin.base import (
     AdminError,
@@ -28,6 +29,7 @@ from keystream.broker.admin.base import (
 )
 from keystream.broker.admin.v1 import admin_pb2 as pb
 from keystream.broker.admin.v1 import admin_pb2_grpc
+from keystream.broker.tenant_usage import TenantUsage
 
 log = logging.getLogger("keystream.admin")
 
@@ -52,10 +54,12 @@ def from_message(m: pb.Tenant) -> Tenant:
 
 
 def usage(broker, tenant: Tenant) -> pb.TenantUsage:
-    topics = [t for name, t in list(broker.logs.topics.items()) if tenant.owns(name)]
-    partitions = [p for t in topics for p in t.partitions]
-    return pb.TenantUsage(topics=len(topics), partitions=len(partitions),
-                          storage_bytes=sum(p.size_bytes for p in partitions))
+    """Counters and sizes from the broker's per-tenant usage (the metrics' source) plus the topic count."""
+    now = TenantUsage.of(broker).snapshot(tenant.name)
+    topics = sum(1 for name in list(broker.logs.topics) if tenant.owns(name))
+    return pb.TenantUsage(topics=topics, partitions=now.partitions, storage_bytes=now.storage_bytes,
+                          bytes_in=now.bytes_in, bytes_out=now.bytes_out, throttle_ms=now.throttle_ms,
+                          rejected_requests=now.rejected_requests)
 
 
 def to_message(tenant: Tenant, broker=None) -> pb.Tenant:
@@ -74,13 +78,39 @@ def _conflict(exc: TenantConflict) -> AdminError:
     return AdminError(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
 
-def _merge(current: Tenant, update: pb.Tenant, paths: list[str]) -> Tenant:
-    """`current` with the masked fields taken from `update` (validated as a whole by Tenant). Admins
-    are always members too: an admin left out of new members stays one until "admins" drops it."""
+def _principal(text: str, field: str) -> str:
+    try:
+        return str(Principal.parse(check_text(text, field)))
+    except ValueError:
+        raise invalid(f"{field}: {text[:100]!r} is not of the form Type:name") from None
+
+
+def _edit(request: pb.UpdateTenantRequest, members: set[str], admins: set[str]) -> None:
+    """The add_*/remove_* lists, in that order: members, then admins."""
+    for field in ("add_members", "remove_members", "add_admins", "remove_admins"):
+        check_count(getattr(request, field), field)
+    members.update(_principal(p, "add_members") for p in request.add_members)
+    for p in (_principal(p, "remove_members") for p in request.remove_members):
+        if p not in members:
+            raise invalid(f"remove_members: {p} is not a member of tenant {request.tenant.name}")
+        members.discard(p)
+        admins.discard(p)
+    admins.update(_principal(p, "add_admins") for p in request.add_admins)
+    for p in (_principal(p, "remove_admins") for p in request.remove_admins):
+        if p not in admins:
+            raise invalid(f"remove_admins: {p} is not an admin of tenant {request.tenant.name}")
+        admins.discard(p)  # still a member
+
+
+def _merge(current: Tenant, request: pb.UpdateTenantRequest) -> Tenant:
+    """`current` with the masked fields taken from the request's tenant, then its add/remove lists
+    applied (validated as a whole by Tenant)."""
+    update, paths = request.tenant, list(request.update_mask.paths)
+    edits = any((request.add_members, request.remove_members, request.add_admins, request.remove_admins))
     members, admins = set(current.members), set(current.admins)
     quotas = dict(current.quotas)
     limits = {"max_partitions": current.max_partitions, "max_storage_bytes": current.max_storage_bytes}
-    for path in paths or _MASK_FIELDS:
+    for path in paths or ([] if edits else _MASK_FIELDS):
         field, _, key = path.partition(".")
         if field == "members" and not key:
             members = set(_principals(update.members, "tenant.members"))
@@ -98,6 +128,7 @@ def _merge(current: Tenant, update: pb.Tenant, paths: list[str]) -> Tenant:
         else:
             raise invalid(f"update_mask path {path[:100]!r} is not one of {', '.join(_MASK_FIELDS)}, quotas.<key>"
                           f" ({', '.join(sorted(QUOTA_KEYS))})")
+    _edit(request, members, admins)
     try:
         return Tenant(current.name, frozenset(members), frozenset(admins), quotas, **limits)
     except InvalidTenant as exc:
@@ -159,7 +190,7 @@ class TenantService(Service, admin_pb2_grpc.TenantServiceServicer):
         current = self.store.get(name)
         if current is None:
             raise not_found(f"tenant {name} does not exist")
-        tenant = _merge(current, request.tenant, paths)
+        tenant = _merge(current, request)
         try:
             await blocking(self.store.put, tenant)
         except TenantConflict as exc:

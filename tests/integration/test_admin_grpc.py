@@ -1,6 +1,7 @@
 """The gRPC admin API on a real broker (admin.listener, mTLS) with real grpc clients: health, the
-tenant lifecycle, SCRAM users that then log in over SASL, ACLs, cluster status, and what a tenant
-admin may do."""
+tenant lifecycle, client quotas (seen by Kafka's DescribeClientQuotas too), SCRAM users that then
+log in over SASL, ACLs, cluster status, and what a tenant admin may do. The CLI over the same API:
+tests/integration/test_cli_tenant.py."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from keystream.auth.sasl.scram import salted_password
 from keystream.broker.admin.v1 import admin_pb2 as pb
 from keystream.broker.admin.v1 import admin_pb2_grpc as rpc
+from keystream.broker.protocol.messages.describe_client_quotas_request import DescribeClientQuotasRequest
 from tests.fixtures.admin_grpc import TIMEOUT_S, admin_broker, admin_channel
-from tests.fixtures.clients import create_topic
+from tests.fixtures.clients import create_topic, wire
 from tests.fixtures.sasl import sasl_wire, scram_login
 from tests.fixtures.wire import unique_name
 
@@ -157,34 +159,117 @@ def test_tenant_admin_reads_its_tenant_and_manages_its_acls(broker, channel):
         assert list(acls.DeleteAcls(pb.DeleteAclsRequest(filters=[everything]), timeout=TIMEOUT_S).deleted) == [inside]
 
 
-def test_cli_manages_the_tenant_lifecycle(broker, tmp_path):
-    import json
-
-    from click.testing import CliRunner
-
-    from keystream.cli import cli
-
-    props = broker.tls.client_properties(tmp_path / "client.properties")
-    common = ["--admin-url", broker.admin_target, "--command-config", str(props)]
+def test_update_adds_and_removes_principals_one_by_one(channel):
+    stub = rpc.TenantServiceStub(channel)
     name = _tenant_name()
+    alice, bob, boss = (f"User:{name}-{who}" for who in ("alice", "bob", "boss"))
+    stub.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(name=name, members=[alice], quotas={
+        "producer_byte_rate": 1e6}, max_partitions=10)), timeout=TIMEOUT_S)
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name), add_members=[bob], add_admins=[boss]),
+                          timeout=TIMEOUT_S)  # no mask: nothing but the lists changes
+    assert (set(t.members), list(t.admins)) == ({alice, bob, boss}, [boss])
+    assert dict(t.quotas) == {"producer_byte_rate": 1e6} and t.max_partitions == 10
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name), remove_admins=[boss]), timeout=TIMEOUT_S)
+    assert (set(t.members), list(t.admins)) == ({alice, bob, boss}, [])  # still a member
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name, max_partitions=20), add_admins=[bob],
+                                                 remove_members=[alice], update_mask=FieldMask(paths=["max_partitions"])),
+                          timeout=TIMEOUT_S)
+    assert (set(t.members), list(t.admins), t.max_partitions) == ({bob, boss}, [bob], 20)
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name), remove_members=[bob]), timeout=TIMEOUT_S)
+    assert (set(t.members), list(t.admins)) == ({boss}, [])  # a removed member is no admin either
+    request = pb.UpdateTenantRequest(tenant=pb.Tenant(name=name), remove_members=[alice])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.UpdateTenant(request, timeout=TIMEOUT_S)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == f"remove_members: {alice} is not a member of tenant {name}"
+    stub.DeleteTenant(pb.DeleteTenantRequest(name=name), timeout=TIMEOUT_S)
 
-    def run(*args: str) -> str:
-        result = CliRunner().invoke(cli, [*args, *common])
-        assert result.exit_code == 0, result.output
-        return result.output
 
-    run("tenant", "create", name, "--principal", f"User:{name}-alice", "--principal", f"Group:{name}-devs",
-        "--admin", f"User:{name}-boss", "--produce-byte-rate", "10MB", "--fetch-byte-rate", "20MB",
-        "--max-partitions", "200", "--max-storage-bytes", "50GB")
-    described = json.loads(run("tenant", "describe", name, "--output", "json"))
-    assert described["quotas"] == {"producer_byte_rate": 10e6, "consumer_byte_rate": 20e6}
-    assert described["max_storage_bytes"] == 50 * 10**9 and described["prefix"] == f"{name}."
-    assert f"Tenant: {name}" in run("tenant", "describe", name)
-    assert name in run("tenant", "list").split()
-    run("quota", "set", "--tenant", name, "--produce-byte-rate", "1MiB", "--delete", "consumer_byte_rate")
-    rows = json.loads(run("quota", "list", "--tenant", name, "--output", "json"))
-    assert rows == [{"entity": {"tenant": name}, "quotas": {"producer_byte_rate": float(2**20)}}]
-    run("tenant", "delete", name)
-    run("tenant", "delete", name, "--if-exists")
-    result = CliRunner().invoke(cli, ["tenant", "describe", name, *common])
-    assert result.exit_code == 1 and "NOT_FOUND" in result.output
+def _entity(**names) -> pb.QuotaEntity:
+    """_entity(user="alice", client_id=None): None is the type's default entity."""
+    types = {"user": pb.QUOTA_ENTITY_TYPE_USER, "client_id": pb.QUOTA_ENTITY_TYPE_CLIENT_ID,
+             "tenant": pb.QUOTA_ENTITY_TYPE_TENANT}
+    return pb.QuotaEntity(components=[pb.QuotaEntityComponent(type=types[k], name=v) for k, v in names.items()])
+
+
+def _kafka_quotas(broker) -> dict:
+    """What Kafka's DescribeClientQuotas answers (all entities)."""
+    with wire(broker) as c:
+        resp = c.request(DescribeClientQuotasRequest([], False), 1)
+    assert resp.error_code == 0, resp.error_message
+    return {tuple(sorted((d.entity_type, d.entity_name) for d in e.entity)): {v.key: v.value for v in e.values}
+            for e in resp.entries}
+
+
+def test_quotas_of_users_client_ids_and_tenants(broker, channel):
+    q = rpc.QuotaServiceStub(channel)
+    user, tenant = unique_name("qu"), _tenant_name()
+    rpc.TenantServiceStub(channel).CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(name=tenant)),
+                                                timeout=TIMEOUT_S)
+    alterations = [
+        pb.QuotaAlteration(entity=_entity(user=user), set={"producer_byte_rate": 1048576}),
+        pb.QuotaAlteration(entity=_entity(user=user, client_id=None), set={"request_percentage": 25}),
+        pb.QuotaAlteration(entity=_entity(client_id=f"{user}-job"), set={"consumer_byte_rate": 2048}),
+        pb.QuotaAlteration(entity=_entity(tenant=tenant), set={"producer_byte_rate": 10e6}),
+    ]
+    dry = q.SetQuotas(pb.SetQuotasRequest(alterations=alterations, validate_only=True), timeout=TIMEOUT_S)
+    assert [dict(e.quotas) for e in dry.entries] == [{"producer_byte_rate": 1048576}, {"request_percentage": 25},
+                                                    {"consumer_byte_rate": 2048}, {"producer_byte_rate": 10e6}]
+    assert (("user", user),) not in _kafka_quotas(broker)
+    q.SetQuotas(pb.SetQuotasRequest(alterations=alterations), timeout=TIMEOUT_S)
+    kafka = _kafka_quotas(broker)  # the same store Kafka's tools read
+    assert kafka[(("user", user),)] == {"producer_byte_rate": 1048576.0}
+    assert kafka[(("client-id", None), ("user", user))] == {"request_percentage": 25.0}
+    assert kafka[(("client-id", f"{user}-job"),)] == {"consumer_byte_rate": 2048.0}
+    assert kafka[(("tenant", tenant),)] == {"producer_byte_rate": 10e6}
+    got = rpc.TenantServiceStub(channel).GetTenant(pb.GetTenantRequest(name=tenant), timeout=TIMEOUT_S)
+    assert dict(got.quotas) == {"producer_byte_rate": 10e6}
+
+    def listed(*components, strict=False):
+        entries = q.ListQuotas(pb.ListQuotasRequest(components=components, strict=strict), timeout=TIMEOUT_S).entries
+        return [(list(e.entity.components), dict(e.quotas)) for e in entries]
+    exact = pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=pb.QUOTA_MATCH_EXACT, name=user)
+    assert listed(exact, strict=True) == [(list(_entity(user=user).components), {"producer_byte_rate": 1048576})]
+    assert [e[1] for e in listed(exact)] == [{"producer_byte_rate": 1048576}, {"request_percentage": 25}]
+    default_client = pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_CLIENT_ID, match=pb.QUOTA_MATCH_DEFAULT)
+    assert listed(exact, default_client) == [(list(_entity(user=user, client_id=None).components),
+                                              {"request_percentage": 25})]
+
+    # keys removed one by one; an entity with none left is gone
+    removed = q.SetQuotas(pb.SetQuotasRequest(alterations=[
+        pb.QuotaAlteration(entity=_entity(user=user), remove=["producer_byte_rate"]),
+        pb.QuotaAlteration(entity=_entity(user=user, client_id=None), remove=["request_percentage"]),
+        pb.QuotaAlteration(entity=_entity(client_id=f"{user}-job"), remove=["consumer_byte_rate"]),
+        pb.QuotaAlteration(entity=_entity(tenant=tenant), remove=["producer_byte_rate"])]), timeout=TIMEOUT_S)
+    assert [dict(e.quotas) for e in removed.entries] == [{}, {}, {}, {}]
+    assert not [k for k in _kafka_quotas(broker) if user in str(k) or tenant in str(k)]
+    rpc.TenantServiceStub(channel).DeleteTenant(pb.DeleteTenantRequest(name=tenant), timeout=TIMEOUT_S)
+
+
+def test_quotas_of_a_missing_tenant_are_not_found_and_nothing_is_applied(broker, channel):
+    user = unique_name("qu")
+    request = pb.SetQuotasRequest(alterations=[
+        pb.QuotaAlteration(entity=_entity(user=user), set={"producer_byte_rate": 1024}),
+        pb.QuotaAlteration(entity=_entity(tenant="no-such-tenant"), set={"producer_byte_rate": 1024})])
+    assert _code(rpc.QuotaServiceStub(channel).SetQuotas, request) == grpc.StatusCode.NOT_FOUND
+    assert (("user", user),) not in _kafka_quotas(broker)
+
+
+def test_tenant_admin_lists_its_own_tenant_quotas_only(broker, channel):
+    name, other = _tenant_name(), _tenant_name()
+    tenants = rpc.TenantServiceStub(channel)
+    tenants.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+        name=name, admins=[f"User:CN={name}-boss"], quotas={"consumer_byte_rate": 5e6})), timeout=TIMEOUT_S)
+    tenants.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+        name=other, quotas={"consumer_byte_rate": 7e6})), timeout=TIMEOUT_S)
+    rpc.QuotaServiceStub(channel).SetQuotas(pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+        entity=_entity(user=f"CN={name}-boss"), set={"producer_byte_rate": 1024})]), timeout=TIMEOUT_S)
+    boss = broker.tls.client(f"{name}-boss", common_name=f"{name}-boss")
+    with admin_channel(broker, boss) as ch:
+        entries = rpc.QuotaServiceStub(ch).ListQuotas(pb.ListQuotasRequest(), timeout=TIMEOUT_S).entries
+    assert [(list(e.entity.components), dict(e.quotas)) for e in entries] == \
+        [(list(_entity(tenant=name).components), {"consumer_byte_rate": 5e6})]
+    rpc.QuotaServiceStub(channel).SetQuotas(pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+        entity=_entity(user=f"CN={name}-boss"), remove=["producer_byte_rate"])]), timeout=TIMEOUT_S)
+    for n in (name, other):
+        tenants.DeleteTenant(pb.DeleteTenantRequest(name=n), timeout=TIMEOUT_S)

@@ -339,11 +339,13 @@ def _produce_avro(schema_file: Path, client_file: Path, topic: str, schema: str)
     return report.errors
 
 
-def _start_up(tmp_path: Path, data_dir: Path, port: int, sasl_port: int, registry_port: int, log_name: str):
+def _start_up(tmp_path: Path, data_dir: Path, port: int, sasl_port: int, registry_port: int, log_name: str,
+              admin_port: int):
     log = (tmp_path / log_name).open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTREAM_")}
     proc = subprocess.Popen([sys.executable, "-m", "keystream", "up", "--data-dir", str(data_dir), "--port", str(port),
-                             "--sasl-port", str(sasl_port), "--registry-port", str(registry_port)],
+                             "--sasl-port", str(sasl_port), "--registry-port", str(registry_port),
+                             "--admin-port", str(admin_port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
     return proc, log
 
@@ -365,13 +367,15 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
     and the console tools, the sample mTLS user connects but gets exactly what ACLs grant, the
     sample SCRAM user's 0600 client file works with confluent-kafka (and keeps its password across
     runs), the schema registry answers on HTTPS and takes schemas from the written client file, the
-    broker refuses records a validated topic's schema does not describe, and a second `up` reuses
-    the PKI and finds the schemas again."""
+    broker refuses records a validated topic's schema does not describe, the gRPC admin API takes
+    `keystream tenant` with the same admin file, and a second `up` reuses the PKI and finds the
+    schemas again."""
     data_dir, port, sasl_port, registry_port = tmp_path / "dev", free_port(), free_port(), free_port()
+    admin_port = free_port()
     scram_file = data_dir / "scram-client.properties"
     registry_url = f"https://127.0.0.1:{registry_port}"
     order = '{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}'
-    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up.log")
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up.log", admin_port)
     try:
         wait_for(lambda: proc.poll() is not None or (
             (data_dir / "client.properties").exists()
@@ -393,6 +397,13 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         assert server["confluent.schema.registry.url"] == registry_url
         java = load_properties(data_dir / "client-java.properties")
         assert java["ssl.keystore.type"] == "PEM" and java["ssl.truststore.type"] == "PEM"
+
+        # The gRPC admin API, with the admin client file `up` wrote (and the tenant step it prints)
+        assert server["admin.listener"] == f"127.0.0.1:{admin_port}"
+        assert f"keystream tenant list --admin-url 127.0.0.1:{admin_port} --command-config" in output
+        admin = ("--admin-url", f"127.0.0.1:{admin_port}", "--command-config", str(data_dir / "client.properties"))
+        ok(ks("tenant", "create", "acme", "--principal", "User:acme-alice", "--max-partitions", "10", *admin))
+        assert ok(ks("tenant", "list", *admin)) == "acme\n"
 
         client = str(data_dir / "client.properties")
         ok(ks("topic", "create", "--topic", "test", "--command-config", client))
@@ -440,6 +451,7 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
         assert "keystream schema register" in output and "confluent.value.schema.validation=true" in output
         registry = load_properties(data_dir / "registry.properties")
         assert (registry["listeners"], registry["authentication.method"]) == (registry_url, "BASIC")
+        assert registry["admin.url"] == f"127.0.0.1:{admin_port}"  # the registry reads the tenants there
         sr = data_dir / "schema-registry.properties"
         ok(ks("topic", "create", "--topic", "orders", "--config", "confluent.value.schema.validation=true",
               "--command-config", client))
@@ -459,7 +471,7 @@ def test_up_starts_a_secure_dev_broker_that_the_tools_can_use(tmp_path):
     assert password not in Path(log.name).read_text()
 
     # Restarted, the SCRAM user keeps its password, so the file clients already have still works.
-    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up2.log")
+    proc, log = _start_up(tmp_path, data_dir, port, sasl_port, registry_port, "up2.log", admin_port)
     try:
         wait_for(lambda: proc.poll() is not None or "sample SCRAM user app ready" in Path(log.name).read_text(),
                  30, message="the second `up` to set the SCRAM user again")

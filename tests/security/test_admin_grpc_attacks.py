@@ -1,10 +1,14 @@
 """Attacks on the gRPC admin API: clients that cannot authenticate, principals without the right,
-a tenant admin reaching beyond its tenant, and malformed or oversized requests. Each is refused
-with the status the API documents, and the broker logs no traceback (the fixture checks)."""
+a tenant admin reaching beyond its tenant (other tenants, new tenants, quotas, ACLs spanning
+tenants, other tenants' SCRAM users), malformed, oversized or unknown-enum requests, and garbage on
+the TLS/HTTP/2 connection. Each is refused with the status the API documents, names nothing that
+exists, leaves the server serving, and the broker logs no traceback (the fixture checks)."""
 
 from __future__ import annotations
 
 import math
+import socket
+import ssl
 
 import grpc
 import pytest
@@ -14,6 +18,7 @@ from keystream.broker.admin.v1 import admin_pb2 as pb
 from keystream.broker.admin.v1 import admin_pb2_grpc as rpc
 from tests.fixtures.admin_grpc import TIMEOUT_S, admin_broker, admin_channel
 from tests.fixtures.broker import TlsMaterial
+from tests.fixtures.waiting import Deadline
 
 pytestmark = pytest.mark.keystream_only
 
@@ -24,11 +29,28 @@ TENANT = "acme"
 
 @pytest.fixture(scope="module")
 def broker(module_broker_factory):
+    """Tenants acme (member acme-dev, admin acme-boss) and globex (member globex-dev, SCRAM user globex-app)."""
     b = admin_broker(module_broker_factory)
     with admin_channel(b) as ch:
-        rpc.TenantServiceStub(ch).CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+        tenants = rpc.TenantServiceStub(ch)
+        tenants.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
             name=TENANT, members=["User:CN=acme-dev"], admins=["User:CN=acme-boss"])), timeout=TIMEOUT_S)
+        tenants.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+            name="globex", members=["User:CN=globex-dev", "User:globex-app"], quotas={"producer_byte_rate": 1e6})),
+            timeout=TIMEOUT_S)
+        rpc.UserServiceStub(ch).UpsertScramUser(pb.UpsertScramUserRequest(
+            name="globex-app", password="globex-secret", mechanism=pb.SCRAM_MECHANISM_SCRAM_SHA_512), timeout=TIMEOUT_S)
     return b
+
+
+@pytest.fixture(scope="module")
+def dev(broker):
+    return broker.tls.client("acme-dev", common_name="acme-dev")
+
+
+@pytest.fixture(scope="module")
+def boss(broker):
+    return broker.tls.client("acme-boss", common_name="acme-boss")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +102,15 @@ def test_revoked_certificate_is_unauthenticated(broker):
 
 # ---------------------------------------------------------------- authorization
 
+def _entity(**names) -> pb.QuotaEntity:
+    types = {"user": pb.QUOTA_ENTITY_TYPE_USER, "client_id": pb.QUOTA_ENTITY_TYPE_CLIENT_ID,
+             "tenant": pb.QUOTA_ENTITY_TYPE_TENANT}
+    return pb.QuotaEntity(components=[pb.QuotaEntityComponent(type=types[k], name=v) for k, v in names.items()])
+
+
 def _every_call(ch):
-    t, u, a, c = (rpc.TenantServiceStub(ch), rpc.UserServiceStub(ch), rpc.AclServiceStub(ch),
-                  rpc.ClusterServiceStub(ch))
+    t, u, a, c, q = (rpc.TenantServiceStub(ch), rpc.UserServiceStub(ch), rpc.AclServiceStub(ch),
+                     rpc.ClusterServiceStub(ch), rpc.QuotaServiceStub(ch))
     topic_acl = pb.AclBinding(resource_type=pb.RESOURCE_TYPE_TOPIC, resource_name="x", host="*",
                               pattern_type=pb.PATTERN_TYPE_LITERAL, principal="User:CN=nobody",
                               operation=pb.OPERATION_READ, permission=pb.PERMISSION_ALLOW)
@@ -102,6 +130,9 @@ def _every_call(ch):
             permission=pb.PERMISSION_ANY)])),
         (a.ListAcls, pb.ListAclsRequest()),
         (c.GetStatus, pb.GetStatusRequest()),
+        (q.SetQuotas, pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+            entity=_entity(user=None), set={"producer_byte_rate": 1})])),
+        (q.ListQuotas, pb.ListQuotasRequest()),
     ]
 
 
@@ -115,52 +146,152 @@ def test_principal_without_cluster_rights_is_denied_everything(broker, admin):
     assert rpc.TenantServiceStub(admin).GetTenant(pb.GetTenantRequest(name=TENANT), timeout=TIMEOUT_S).name == TENANT
 
 
-def test_tenant_member_is_denied_and_admin_cannot_escalate(broker, admin):
-    dev = broker.tls.client("acme-dev", common_name="acme-dev")
-    boss = broker.tls.client("acme-boss", common_name="acme-boss")
+def test_tenant_member_is_denied_everything(broker, dev):
     with admin_channel(broker, dev) as ch:
         for call, request in _every_call(ch):
-            assert _code(call, request) == DENIED, call
+            code, details = _status(call, request)
+            assert (code, details) == (DENIED, "Cluster authorization failed."), call
+
+
+def test_tenant_admin_reads_its_own_tenant_only_and_no_leak(broker, boss):
     with admin_channel(broker, boss) as ch:
-        t, u, a = rpc.TenantServiceStub(ch), rpc.UserServiceStub(ch), rpc.AclServiceStub(ch)
-        # own tenant readable; others look missing; changing its own tenant is not its to do
+        t, q = rpc.TenantServiceStub(ch), rpc.QuotaServiceStub(ch)
         assert t.GetTenant(pb.GetTenantRequest(name=TENANT), timeout=TIMEOUT_S).name == TENANT
-        rpc.TenantServiceStub(admin).CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(name="globex")),
-                                                  timeout=TIMEOUT_S)
-        assert _code(t.GetTenant, pb.GetTenantRequest(name="globex")) == grpc.StatusCode.NOT_FOUND
-        for path, tenant in [("quotas", pb.Tenant(name=TENANT, quotas={"producer_byte_rate": 1e12})),
-                             ("members", pb.Tenant(name=TENANT, members=["User:CN=admin"])),
-                             ("admins", pb.Tenant(name=TENANT, admins=["User:CN=acme-dev"]))]:
-            assert _code(t.UpdateTenant, pb.UpdateTenantRequest(tenant=tenant, update_mask=FieldMask(paths=[path]))) \
-                == DENIED
-        assert _code(t.CreateTenant, pb.CreateTenantRequest(tenant=pb.Tenant(name="acme2"))) == DENIED
-        assert _code(t.DeleteTenant, pb.DeleteTenantRequest(name="globex")) == DENIED
-        assert _code(u.UpsertScramUser, pb.UpsertScramUserRequest(
-            name="acme-boss", password="x", mechanism=pb.SCRAM_MECHANISM_SCRAM_SHA_512)) == DENIED
-        assert _code(rpc.ClusterServiceStub(ch).GetStatus, pb.GetStatusRequest()) == DENIED
-        # ACLs: only LITERAL/PREFIXED namespaced patterns inside acme. for acme's principals
-        def acl(rtype, name, principal="User:CN=acme-dev", pattern=pb.PATTERN_TYPE_LITERAL, op=pb.OPERATION_READ):
-            return pb.CreateAclsRequest(bindings=[pb.AclBinding(
-                resource_type=rtype, resource_name=name, pattern_type=pattern, principal=principal, host="*",
-                operation=op, permission=pb.PERMISSION_ALLOW)])
+        assert [x.name for x in t.ListTenants(pb.ListTenantsRequest(), timeout=TIMEOUT_S).tenants] == [TENANT]
+        # globex exists, no-such does not: the answers differ only by the name asked for
+        existing = _status(t.GetTenant, pb.GetTenantRequest(name="globex"))
+        missing = _status(t.GetTenant, pb.GetTenantRequest(name="nosuch"))
+        assert existing == (grpc.StatusCode.NOT_FOUND, "tenant globex does not exist")
+        assert missing == (grpc.StatusCode.NOT_FOUND, "tenant nosuch does not exist")
+        assert not q.ListQuotas(pb.ListQuotasRequest(), timeout=TIMEOUT_S).entries  # acme has none; globex's hidden
+        for component in (pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_TENANT, match=pb.QUOTA_MATCH_EXACT,
+                                                  name="globex"),
+                          pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=pb.QUOTA_MATCH_ANY)):
+            assert not q.ListQuotas(pb.ListQuotasRequest(components=[component]), timeout=TIMEOUT_S).entries
+
+
+def test_tenant_admin_cannot_change_tenants(broker, boss, admin):
+    with admin_channel(broker, boss) as ch:
+        t = rpc.TenantServiceStub(ch)
+        me = "User:CN=acme-boss"
         for request in [
-            acl(pb.RESOURCE_TYPE_CLUSTER, "kafka-cluster", "User:CN=acme-boss", op=pb.OPERATION_ALL),
-            acl(pb.RESOURCE_TYPE_TOPIC, "globex.orders"),
-            acl(pb.RESOURCE_TYPE_TOPIC, "acme", pattern=pb.PATTERN_TYPE_PREFIXED),  # would cover acme2.*
-            acl(pb.RESOURCE_TYPE_TOPIC, "ACME.orders"),
-            acl(pb.RESOURCE_TYPE_TOPIC, "*"),
-            acl(pb.RESOURCE_TYPE_TOPIC, "acme.orders", principal="User:CN=globex-dev"),
-            acl(pb.RESOURCE_TYPE_TOPIC, "acme.orders", principal="User:*"),
-            acl(pb.RESOURCE_TYPE_USER, "acme.x"),
+            # its own tenant: members, admins, quotas and limits are the cluster admins' call
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT, quotas={"producer_byte_rate": 1e12}),
+                                   update_mask=FieldMask(paths=["quotas"])),
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT, members=["User:CN=admin"]),
+                                   update_mask=FieldMask(paths=["members"])),
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), add_admins=["User:CN=acme-dev"]),
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT, max_partitions=10**9),
+                                   update_mask=FieldMask(paths=["max_partitions"])),
+            # another tenant: joining it, or making itself its admin
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name="globex"), add_members=[me]),
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name="globex"), add_admins=[me]),
+            pb.UpdateTenantRequest(tenant=pb.Tenant(name="globex", admins=[me]), update_mask=FieldMask(paths=["admins"])),
         ]:
-            assert _code(a.CreateAcls, request) == DENIED, request
-        # one binding out of scope refuses the whole request
-        mixed = acl(pb.RESOURCE_TYPE_TOPIC, "acme.orders")
-        mixed.bindings.extend(acl(pb.RESOURCE_TYPE_TOPIC, "globex.orders").bindings)
-        assert _code(a.CreateAcls, mixed) == DENIED
+            assert _status(t.UpdateTenant, request) == (DENIED, "Cluster authorization failed."), request
+        for request in [pb.CreateTenantRequest(tenant=pb.Tenant(name="acme2", members=[me], admins=[me])),
+                        pb.CreateTenantRequest(tenant=pb.Tenant(name="evil"))]:
+            assert _code(t.CreateTenant, request) == DENIED
+        assert _code(t.DeleteTenant, pb.DeleteTenantRequest(name="globex")) == DENIED
+        assert _code(t.DeleteTenant, pb.DeleteTenantRequest(name=TENANT)) == DENIED
+    tenants = {x.name: x for x in rpc.TenantServiceStub(admin).ListTenants(pb.ListTenantsRequest(),
+                                                                           timeout=TIMEOUT_S).tenants}
+    assert set(tenants) == {TENANT, "globex"}
+    assert list(tenants[TENANT].admins) == ["User:CN=acme-boss"] and not tenants[TENANT].quotas
+    assert "User:CN=acme-boss" not in tenants["globex"].members
+
+
+def test_tenant_admin_cannot_set_quotas(broker, boss, admin):
+    with admin_channel(broker, boss) as ch:
+        q = rpc.QuotaServiceStub(ch)
+        for entity in [_entity(tenant=TENANT), _entity(tenant="globex"), _entity(user=None), _entity(client_id=None),
+                       _entity(user="CN=acme-boss"), _entity(user="CN=acme-dev", client_id="app")]:
+            request = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=entity,
+                                                                          set={"producer_byte_rate": 1e12})])
+            assert _status(q.SetQuotas, request) == (DENIED, "Cluster authorization failed."), entity
+            request = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=entity, remove=["producer_byte_rate"])],
+                                          validate_only=True)
+            assert _code(q.SetQuotas, request) == DENIED
+    entries = rpc.QuotaServiceStub(admin).ListQuotas(pb.ListQuotasRequest(), timeout=TIMEOUT_S).entries
+    assert [(list(e.entity.components), dict(e.quotas)) for e in entries] == \
+        [(list(_entity(tenant="globex").components), {"producer_byte_rate": 1e6})]
+
+
+def test_tenant_admin_cannot_touch_scram_users(broker, boss, admin):
+    with admin_channel(broker, boss) as ch:
+        u = rpc.UserServiceStub(ch)
+        for name in ("globex-app", "acme-boss", "admin"):
+            request = pb.UpsertScramUserRequest(name=name, password="x", mechanism=pb.SCRAM_MECHANISM_SCRAM_SHA_512)
+            assert _status(u.UpsertScramUser, request) == (DENIED, "Cluster authorization failed."), name
+        assert _code(u.DeleteScramUser, pb.DeleteScramUserRequest(name="globex-app")) == DENIED
+        assert _code(u.ListScramUsers, pb.ListScramUsersRequest(names=["globex-app"])) == DENIED
+        assert _code(rpc.ClusterServiceStub(ch).GetStatus, pb.GetStatusRequest()) == DENIED
+    listed = rpc.UserServiceStub(admin).ListScramUsers(pb.ListScramUsersRequest(names=["globex-app"]),
+                                                       timeout=TIMEOUT_S).users
+    assert [x.name for x in listed] == ["globex-app"]  # untouched
+
+
+def _acl(rtype, name, principal="User:CN=acme-dev", pattern=pb.PATTERN_TYPE_LITERAL, op=pb.OPERATION_READ):
+    return pb.CreateAclsRequest(bindings=[pb.AclBinding(
+        resource_type=rtype, resource_name=name, pattern_type=pattern, principal=principal, host="*",
+        operation=op, permission=pb.PERMISSION_ALLOW)])
+
+
+T, G, X = pb.RESOURCE_TYPE_TOPIC, pb.RESOURCE_TYPE_GROUP, pb.RESOURCE_TYPE_TRANSACTIONAL_ID
+PREFIXED = pb.PATTERN_TYPE_PREFIXED
+OUT_OF_SCOPE = [
+    _acl(pb.RESOURCE_TYPE_CLUSTER, "kafka-cluster", "User:CN=acme-boss", op=pb.OPERATION_ALL),
+    _acl(pb.RESOURCE_TYPE_CLUSTER, "kafka-cluster", "User:CN=acme-dev", op=pb.OPERATION_ALTER),
+    _acl(T, "globex.orders"),
+    _acl(T, "acme", pattern=PREFIXED),  # would cover acme2.* and acme-x.*
+    _acl(T, "acm", pattern=PREFIXED),
+    _acl(T, "acme2.orders"),
+    _acl(T, "acme2.", pattern=PREFIXED),
+    _acl(T, "ACME.orders"),
+    _acl(T, "acme"),
+    _acl(T, "*"),
+    _acl(G, "*"),
+    _acl(X, "*"),
+    _acl(G, "globex.", pattern=PREFIXED),
+    _acl(X, "globex.tx"),
+    _acl(G, "acme", pattern=PREFIXED),
+    _acl(T, "acme.orders", principal="User:CN=globex-dev"),
+    _acl(T, "acme.", principal="User:globex-app", pattern=PREFIXED),
+    _acl(T, "acme.orders", principal="User:*"),
+    _acl(T, "acme.orders", principal="User:CN=admin"),
+    _acl(T, "acme.orders", principal="Group:acme-devs"),  # not a principal of acme
+    _acl(pb.RESOURCE_TYPE_USER, "acme.x"),
+    _acl(pb.RESOURCE_TYPE_DELEGATION_TOKEN, "acme.x"),
+]
+
+
+@pytest.mark.parametrize("request_", OUT_OF_SCOPE, ids=lambda r: " ".join(str(r.bindings[0]).split())[:90])
+def test_tenant_admin_acls_outside_its_tenant_are_denied(broker, boss, admin, request_):
+    with admin_channel(broker, boss) as ch:
+        assert _status(rpc.AclServiceStub(ch).CreateAcls, request_) == (DENIED, "Cluster authorization failed.")
     everything = pb.AclBindingFilter(resource_type=pb.RESOURCE_TYPE_ANY, pattern_type=pb.PATTERN_TYPE_ANY,
                                      operation=pb.OPERATION_ANY, permission=pb.PERMISSION_ANY)
     assert not rpc.AclServiceStub(admin).ListAcls(pb.ListAclsRequest(filter=everything), timeout=TIMEOUT_S).bindings
+
+
+def test_tenant_admin_acls_inside_its_tenant_only(broker, boss, admin):
+    with admin_channel(broker, boss) as ch:
+        a = rpc.AclServiceStub(ch)
+        inside = _acl(T, "acme.", pattern=PREFIXED)
+        mixed = _acl(T, "acme.orders")
+        mixed.bindings.extend(_acl(T, "globex.orders").bindings)
+        assert _code(a.CreateAcls, mixed) == DENIED  # one binding out of scope refuses the whole request
+        a.CreateAcls(inside, timeout=TIMEOUT_S)
+        # the admin cannot see or delete anything outside its namespace, even with an ANY filter
+        rpc.AclServiceStub(admin).CreateAcls(_acl(T, "globex.", "User:CN=globex-dev", PREFIXED), timeout=TIMEOUT_S)
+        everything = pb.AclBindingFilter(resource_type=pb.RESOURCE_TYPE_ANY, pattern_type=pb.PATTERN_TYPE_ANY,
+                                         operation=pb.OPERATION_ANY, permission=pb.PERMISSION_ANY)
+        listed = a.ListAcls(pb.ListAclsRequest(filter=everything), timeout=TIMEOUT_S).bindings
+        assert [b.resource_name for b in listed] == ["acme."]
+        deleted = a.DeleteAcls(pb.DeleteAclsRequest(filters=[everything]), timeout=TIMEOUT_S).deleted
+        assert [b.resource_name for b in deleted] == ["acme."]
+    left = rpc.AclServiceStub(admin).DeleteAcls(pb.DeleteAclsRequest(filters=[everything]), timeout=TIMEOUT_S).deleted
+    assert [b.resource_name for b in left] == ["globex."]
 
 
 # ---------------------------------------------------------------- malformed requests
@@ -234,6 +365,10 @@ def test_oversized_message_is_refused_before_parsing(admin):
     huge = pb.CreateTenantRequest(tenant=pb.Tenant(name="huge", members=["User:" + "a" * 1000] * 2000))
     assert huge.ByteSize() > 1 << 20
     assert _code(rpc.TenantServiceStub(admin).CreateTenant, huge) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    entity = _entity(user="u" * 1000)
+    quotas = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=entity, remove=["x" * 1000])] * 600)
+    assert quotas.ByteSize() > 1 << 20
+    assert _code(rpc.QuotaServiceStub(admin).SetQuotas, quotas) == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_garbage_request_bytes_are_refused(admin):
@@ -244,3 +379,131 @@ def test_garbage_request_bytes_are_refused(admin):
         assert code == INVALID, (garbage, code)
     assert _code(admin.unary_unary("/keystream.admin.v1.Nope/Nothing", request_serializer=lambda b: b,
                                    response_deserializer=lambda b: b), b"") == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_malformed_quota_requests_are_invalid_argument(admin):
+    q = rpc.QuotaServiceStub(admin)
+    user = pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_USER, name="alice")
+
+    def entity(*components):
+        return pb.QuotaEntity(components=list(components))
+    bad_entities = [
+        entity(),
+        entity(pb.QuotaEntityComponent(name="alice")),                      # UNSPECIFIED type
+        entity(pb.QuotaEntityComponent(type=99, name="alice")),             # unknown enum value
+        entity(pb.QuotaEntityComponent(type=-1, name="alice")),
+        entity(user, user),
+        entity(user, pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_TENANT, name=TENANT)),
+        entity(pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_TENANT)),  # no default tenant
+        entity(pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_USER, name="")),
+        entity(pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_USER, name="a" * 1025)),
+        entity(pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_CLIENT_ID, name="x\x00y")),
+        entity(user, user, user, user),
+    ]
+    for e in bad_entities:
+        request = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=e, set={"producer_byte_rate": 1})])
+        assert _code(q.SetQuotas, request) == INVALID, e
+    ok = entity(user)
+    for values, remove in [({"producer_byte_rate": -1}, []), ({"producer_byte_rate": 0}, []),
+                           ({"producer_byte_rate": 1.5}, []), ({"consumer_byte_rate": 2.0**64}, []),
+                           ({"request_percentage": math.nan}, []), ({"request_percentage": math.inf}, []),
+                           ({"bogus": 1}, []), ({}, ["bogus"]), ({}, ["x" * 5000]),
+                           ({"producer_byte_rate": 1}, ["producer_byte_rate"]), ({}, ["request_percentage"] * 4)]:
+        request = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=ok, set=values, remove=remove)])
+        assert _code(q.SetQuotas, request) == INVALID, (values, remove)
+    twice = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(entity=ok, set={"producer_byte_rate": 1})] * 2)
+    assert _code(q.SetQuotas, twice) == INVALID
+    too_many = pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+        entity=entity(pb.QuotaEntityComponent(type=pb.QUOTA_ENTITY_TYPE_USER, name=f"u{i}")),
+        set={"producer_byte_rate": 1}) for i in range(1001)])
+    assert _code(q.SetQuotas, too_many) == INVALID
+    for components in [
+        [pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER)],  # UNSPECIFIED match
+        [pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=42)],
+        [pb.QuotaFilterComponent(type=42, match=pb.QUOTA_MATCH_ANY)],
+        [pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=pb.QUOTA_MATCH_EXACT)],
+        [pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=pb.QUOTA_MATCH_DEFAULT, name="x")],
+        [pb.QuotaFilterComponent(type=pb.QUOTA_ENTITY_TYPE_USER, match=pb.QUOTA_MATCH_ANY)] * 2,
+    ]:
+        assert _code(q.ListQuotas, pb.ListQuotasRequest(components=components)) == INVALID, components
+    assert not [e for e in q.ListQuotas(pb.ListQuotasRequest(), timeout=TIMEOUT_S).entries
+                if e.entity.components[0].type != pb.QUOTA_ENTITY_TYPE_TENANT]  # nothing was stored
+
+
+def test_malformed_tenant_edits_are_invalid_argument(admin):
+    t = rpc.TenantServiceStub(admin)
+    for request in [
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), add_members=["alice"]),
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), add_members=["User:*"]),
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), add_admins=["User:a\nb"]),
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), add_members=[f"User:u{i}" for i in range(1001)]),
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), remove_members=["User:CN=nobody"]),
+        pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT), remove_admins=["User:CN=acme-dev"]),  # a member only
+    ]:
+        assert _code(t.UpdateTenant, request) == INVALID, request
+    assert _code(rpc.UserServiceStub(admin).DeleteScramUser, pb.DeleteScramUserRequest(name="globex-app",
+                                                                                       mechanism=99)) == INVALID
+    got = t.GetTenant(pb.GetTenantRequest(name=TENANT), timeout=TIMEOUT_S)
+    assert (set(got.members), list(got.admins)) == ({"User:CN=acme-dev", "User:CN=acme-boss"}, ["User:CN=acme-boss"])
+
+
+def _raw_tls(broker, alpn: list[str] | None) -> ssl.SSLSocket:
+    ctx = ssl.create_default_context(cafile=str(broker.tls.ca_cert))
+    ctx.load_cert_chain(str(broker.tls.admin.cert), str(broker.tls.admin.key))
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    sock = socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10)
+    return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def _closed_by_server(conn: ssl.SSLSocket) -> bool:
+    """Reads (and drops, e.g. a GOAWAY) until the server closes; False if it is still open at the deadline."""
+    deadline = Deadline(10)
+    try:
+        while not deadline.expired():
+            conn.settimeout(max(deadline.left(), 0.01))
+            if not conn.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except (ConnectionError, ssl.SSLError):
+        return True
+    return False
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+GARBAGE = [
+    b"\x00" * 64,                                                # not a preface
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",                        # HTTP/1.1 on an h2 connection
+    HTTP2_PREFACE + b"\xff" * 9 + b"\x00" * 100,                    # a frame of unknown type, huge length
+    HTTP2_PREFACE + b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\xff\xff\xff\xff"  # SETTINGS, then
+    + b"\x00\x00\x05\x01\x04\x00\x00\x00\x01" + b"\xff\xff\xff\xff\xff",  # HEADERS with broken HPACK
+    HTTP2_PREFACE + b"\x00\x00\x08\x06\x00\x00\x00\x00\x01abc",       # PING on stream 1, cut short
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=range(len(GARBAGE)))
+def test_garbage_on_the_http2_stream_closes_that_connection_only(broker, admin, garbage):
+    with _raw_tls(broker, ["h2"]) as conn:
+        assert conn.selected_alpn_protocol() == "h2"
+        conn.sendall(garbage)
+        closed = _closed_by_server(conn)
+    assert closed, "the server kept a connection that sent garbage"
+    assert rpc.TenantServiceStub(admin).GetTenant(pb.GetTenantRequest(name=TENANT), timeout=TIMEOUT_S).name == TENANT
+
+
+def test_garbage_instead_of_tls_is_dropped(broker, admin):
+    for garbage in (b"\x16\x03\x01\xff\xff" + b"\x00" * 50, HTTP2_PREFACE, b"GET / HTTP/1.0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10) as sock:
+            sock.sendall(garbage)
+            deadline, data = Deadline(10), b"x"
+            while data and not deadline.expired():
+                sock.settimeout(max(deadline.left(), 0.01))
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    break
+                except ConnectionError:
+                    data = b""
+            assert not data, f"the server did not drop a client sending {garbage[:20]!r}"
+    assert rpc.TenantServiceStub(admin).GetTenant(pb.GetTenantRequest(name=TENANT), timeout=TIMEOUT_S).name == TENANT

@@ -8,6 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class QuotaEntityType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUOTA_ENTITY_TYPE_UNSPECIFIED: _ClassVar[QuotaEntityType]
+    QUOTA_ENTITY_TYPE_USER: _ClassVar[QuotaEntityType]
+    QUOTA_ENTITY_TYPE_CLIENT_ID: _ClassVar[QuotaEntityType]
+    QUOTA_ENTITY_TYPE_TENANT: _ClassVar[QuotaEntityType]
+
+class QuotaMatch(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUOTA_MATCH_UNSPECIFIED: _ClassVar[QuotaMatch]
+    QUOTA_MATCH_EXACT: _ClassVar[QuotaMatch]
+    QUOTA_MATCH_DEFAULT: _ClassVar[QuotaMatch]
+    QUOTA_MATCH_ANY: _ClassVar[QuotaMatch]
+
 class ScramMechanism(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SCRAM_MECHANISM_UNSPECIFIED: _ClassVar[ScramMechanism]
@@ -57,6 +71,14 @@ class Permission(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PERMISSION_ANY: _ClassVar[Permission]
     PERMISSION_DENY: _ClassVar[Permission]
     PERMISSION_ALLOW: _ClassVar[Permission]
+QUOTA_ENTITY_TYPE_UNSPECIFIED: QuotaEntityType
+QUOTA_ENTITY_TYPE_USER: QuotaEntityType
+QUOTA_ENTITY_TYPE_CLIENT_ID: QuotaEntityType
+QUOTA_ENTITY_TYPE_TENANT: QuotaEntityType
+QUOTA_MATCH_UNSPECIFIED: QuotaMatch
+QUOTA_MATCH_EXACT: QuotaMatch
+QUOTA_MATCH_DEFAULT: QuotaMatch
+QUOTA_MATCH_ANY: QuotaMatch
 SCRAM_MECHANISM_UNSPECIFIED: ScramMechanism
 SCRAM_MECHANISM_SCRAM_SHA_256: ScramMechanism
 SCRAM_MECHANISM_SCRAM_SHA_512: ScramMechanism
@@ -119,14 +141,22 @@ class Tenant(_message.Message):
     def __init__(self, name: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., admins: _Optional[_Iterable[str]] = ..., quotas: _Optional[_Mapping[str, float]] = ..., max_partitions: _Optional[int] = ..., max_storage_bytes: _Optional[int] = ..., usage: _Optional[_Union[TenantUsage, _Mapping]] = ...) -> None: ...
 
 class TenantUsage(_message.Message):
-    __slots__ = ("topics", "partitions", "storage_bytes")
+    __slots__ = ("topics", "partitions", "storage_bytes", "bytes_in", "bytes_out", "throttle_ms", "rejected_requests")
     TOPICS_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_IN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    THROTTLE_MS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     topics: int
     partitions: int
     storage_bytes: int
-    def __init__(self, topics: _Optional[int] = ..., partitions: _Optional[int] = ..., storage_bytes: _Optional[int] = ...) -> None: ...
+    bytes_in: int
+    bytes_out: int
+    throttle_ms: int
+    rejected_requests: int
+    def __init__(self, topics: _Optional[int] = ..., partitions: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., bytes_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., throttle_ms: _Optional[int] = ..., rejected_requests: _Optional[int] = ...) -> None: ...
 
 class CreateTenantRequest(_message.Message):
     __slots__ = ("tenant",)
@@ -161,12 +191,104 @@ class DeleteTenantResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class UpdateTenantRequest(_message.Message):
-    __slots__ = ("tenant", "update_mask")
+    __slots__ = ("tenant", "update_mask", "add_members", "remove_members", "add_admins", "remove_admins")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    ADD_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ADD_ADMINS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_ADMINS_FIELD_NUMBER: _ClassVar[int]
     tenant: Tenant
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    add_members: _containers.RepeatedScalarFieldContainer[str]
+    remove_members: _containers.RepeatedScalarFieldContainer[str]
+    add_admins: _containers.RepeatedScalarFieldContainer[str]
+    remove_admins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., add_members: _Optional[_Iterable[str]] = ..., remove_members: _Optional[_Iterable[str]] = ..., add_admins: _Optional[_Iterable[str]] = ..., remove_admins: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class QuotaEntityComponent(_message.Message):
+    __slots__ = ("type", "name")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    type: QuotaEntityType
+    name: str
+    def __init__(self, type: _Optional[_Union[QuotaEntityType, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class QuotaEntity(_message.Message):
+    __slots__ = ("components",)
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedCompositeFieldContainer[QuotaEntityComponent]
+    def __init__(self, components: _Optional[_Iterable[_Union[QuotaEntityComponent, _Mapping]]] = ...) -> None: ...
+
+class QuotaEntry(_message.Message):
+    __slots__ = ("entity", "quotas")
+    class QuotasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    entity: QuotaEntity
+    quotas: _containers.ScalarMap[str, float]
+    def __init__(self, entity: _Optional[_Union[QuotaEntity, _Mapping]] = ..., quotas: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class QuotaAlteration(_message.Message):
+    __slots__ = ("entity", "set", "remove")
+    class SetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ENTITY_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    entity: QuotaEntity
+    set: _containers.ScalarMap[str, float]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, entity: _Optional[_Union[QuotaEntity, _Mapping]] = ..., set: _Optional[_Mapping[str, float]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetQuotasRequest(_message.Message):
+    __slots__ = ("alterations", "validate_only")
+    ALTERATIONS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    alterations: _containers.RepeatedCompositeFieldContainer[QuotaAlteration]
+    validate_only: bool
+    def __init__(self, alterations: _Optional[_Iterable[_Union[QuotaAlteration, _Mapping]]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SetQuotasResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[QuotaEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[QuotaEntry, _Mapping]]] = ...) -> None: ...
+
+class QuotaFilterComponent(_message.Message):
+    __slots__ = ("type", "match", "name")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    type: QuotaEntityType
+    match: QuotaMatch
+    name: str
+    def __init__(self, type: _Optional[_Union[QuotaEntityType, str]] = ..., match: _Optional[_Union[QuotaMatch, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListQuotasRequest(_message.Message):
+    __slots__ = ("components", "strict")
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedCompositeFieldContainer[QuotaFilterComponent]
+    strict: bool
+    def __init__(self, components: _Optional[_Iterable[_Union[QuotaFilterComponent, _Mapping]]] = ..., strict: _Optional[bool] = ...) -> None: ...
+
+class ListQuotasResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[QuotaEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[QuotaEntry, _Mapping]]] = ...) -> None: ...
 
 class SaltedPassword(_message.Message):
     __slots__ = ("salt", "salted_password")

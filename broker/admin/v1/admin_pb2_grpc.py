@@ -269,6 +269,121 @@ class TenantService:
             _registered_method=True)
 
 
+class QuotaServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SetQuotas = channel.unary_unary(
+                '/keystream.admin.v1.QuotaService/SetQuotas',
+                request_serializer=keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasRequest.SerializeToString,
+                response_deserializer=keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasResponse.FromString,
+                _registered_method=True)
+        self.ListQuotas = channel.unary_unary(
+                '/keystream.admin.v1.QuotaService/ListQuotas',
+                request_serializer=keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasRequest.SerializeToString,
+                response_deserializer=keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasResponse.FromString,
+                _registered_method=True)
+
+
+class QuotaServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def SetQuotas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_QuotaServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SetQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuotas,
+                    request_deserializer=keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasRequest.FromString,
+                    response_serializer=keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasResponse.SerializeToString,
+            ),
+            'ListQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotas,
+                    request_deserializer=keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasRequest.FromString,
+                    response_serializer=keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'keystream.admin.v1.QuotaService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('keystream.admin.v1.QuotaService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class QuotaService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def SetQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keystream.admin.v1.QuotaService/SetQuotas',
+            keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasRequest.SerializeToString,
+            keystream_dot_admin_dot_v1_dot_admin__pb2.SetQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keystream.admin.v1.QuotaService/ListQuotas',
+            keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasRequest.SerializeToString,
+            keystream_dot_admin_dot_v1_dot_admin__pb2.ListQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class UserServiceStub:
     """Missing associated documentation comment in .proto file."""
 

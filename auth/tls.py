@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import ssl
 from collections import ChainMap
 from collections.abc import Mapping
@@ -26,6 +27,38 @@ RELOAD_POLL_S = 2.0
 _VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _CLIENT_AUTH = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 _FILE_PROPS = ("ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location")
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+
+
+def files_stamp(config: Mapping[str, Any]) -> tuple:
+    """What tells that an ssl.* file changed: device, inode, size and mtime of each (None if absent)."""
+    stamp = []
+    for prop in _FILE_PROPS:
+        path = config.get(prop)
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        stamp.append(None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+def grpc_key_and_chain(key_pem: bytes, chain_pem: bytes, password: str | None) -> tuple[bytes, bytes]:
+    """(unencrypted PKCS#8 key, certificate chain) as PEM bytes, the form grpc takes instead of an
+    SSLContext; the key is decrypted in memory only. ValueError says what is wrong, never with key bytes."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (only grpc users need it)
+
+    try:
+        key = serialization.load_pem_private_key(key_pem, password.encode() if password else None)
+    except TypeError:
+        raise ValueError("the private key is encrypted and no key password is set") from None
+    except ValueError:
+        raise ValueError("no readable private key (wrong key password?)") from None
+    chain = b"".join(m.group(0) for m in PEM_CERTIFICATE.finditer(chain_pem))
+    if not chain:
+        raise ValueError("no certificate in it")
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()), chain
 
 
 def client_context(cafile: str | None, certfile: str | None = None, keyfile: str | None = None,
@@ -165,7 +198,7 @@ class TlsContexts:
     def __init__(self, config: Mapping[str, Any], client_auths: Mapping[str, str] | None = None):
         self.config = config
         self.client_auths = dict(client_auths or {})
-        self._stamp = self._files_stamp()
+        self._stamp = files_stamp(self.config)
         self._contexts = self._build()
         self._task: asyncio.Task | None = None
 
@@ -183,20 +216,9 @@ class TlsContexts:
         """The current context for new connections on `listener`."""
         return self._contexts[self.client_auths.get(listener)]
 
-    def _files_stamp(self) -> tuple:
-        stamp = []
-        for prop in _FILE_PROPS:
-            path = self.config.get(prop)
-            try:
-                st = os.stat(path) if path else None
-            except OSError:
-                st = None
-            stamp.append(None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(stamp)
-
     def reload(self, reason: str) -> bool:
         """Builds a fresh context for new connections; on failure keeps the old one and logs why."""
-        self._stamp = self._files_stamp()
+        self._stamp = files_stamp(self.config)
         try:
             contexts = self._build()
         except ConfigError as exc:
@@ -216,5 +238,5 @@ class TlsContexts:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(RELOAD_POLL_S)
-            if self._files_stamp() != self._stamp:
+            if files_stamp(self.config) != self._stamp:
                 self.reload("files changed")

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from keystream.auth.tls import grpc_key_and_chain
 from keystream.properties import PropertiesError, load_properties
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,7 +73,6 @@ def _read(props: dict[str, str], *names: str) -> bytes | None:
 def channel(admin_url: str | None, command_config: str | None):
     """A grpc channel to the admin API with the client certificate of the command config."""
     import grpc  # noqa: PLC0415  (only the admin commands need it)
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     try:
         props = load_properties(command_config) if command_config else {}
@@ -85,13 +85,10 @@ def channel(admin_url: str | None, command_config: str | None):
     if not chain or not key_pem:
         raise click.ClickException("the admin API needs a client certificate: set ssl.keystore.location (PEM key and"
                                    " chain) in --command-config")
-    password = props.get("ssl.key.password")
     try:
-        key = serialization.load_pem_private_key(key_pem, password.encode() if password else None)
-    except (TypeError, ValueError):
-        raise click.ClickException("cannot read the client's private key (wrong or missing ssl.key.password?)") from None
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        key_pem, chain = grpc_key_and_chain(key_pem, chain, props.get("ssl.key.password"))
+    except ValueError as exc:
+        raise click.ClickException(f"cannot use the client certificate of --command-config: {exc}") from None
     creds = grpc.ssl_channel_credentials(root_certificates=roots, private_key=key_pem, certificate_chain=chain)
     return grpc.secure_channel(admin_url or DEFAULT_ADMIN_URL, creds)
 

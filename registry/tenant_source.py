@@ -10,16 +10,15 @@ client certificate is picked up.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from keystream.auth.tenants import Tenant
+from keystream.auth.tls import grpc_key_and_chain
 from keystream.configdef import ConfigError
 
 TenantSource = Callable[[], list[Tenant]]  # blocking; run in a worker thread
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
 KEYSTORE = "kafkastore.ssl.keystore.location"
 TRUSTSTORE = "kafkastore.ssl.truststore.location"
 
@@ -37,24 +36,16 @@ def _credentials(config: Mapping[str, Any]):
     """grpc channel credentials: the CAs of the kafkastore truststore, the key (decrypted in memory
     with kafkastore.ssl.key.password) and chain of the kafkastore keystore."""
     import grpc  # noqa: PLC0415
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     if not config.get(KEYSTORE):
         raise ConfigError(f"Missing required configuration {KEYSTORE}: admin.url needs the registry's client"
                           " certificate (the admin API requires mTLS)")
     pem = _read(config, KEYSTORE)
     password = config.get("kafkastore.ssl.key.password")
-    password = getattr(password, "value", password)
     try:
-        key = serialization.load_pem_private_key(pem, password.encode() if password else None)
-    except (TypeError, ValueError):
-        raise ConfigError(f"Invalid value for configuration {KEYSTORE}: no readable private key"
-                          " (encrypted without the right kafkastore.ssl.key.password?)") from None
-    chain = b"".join(m.group(0) for m in _PEM_CERT.finditer(pem))
-    if not chain:
-        raise ConfigError(f"Invalid value for configuration {KEYSTORE}: no certificate in it")
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        key_pem, chain = grpc_key_and_chain(pem, pem, getattr(password, "value", password))
+    except ValueError as exc:
+        raise ConfigError(f"Invalid value for configuration {KEYSTORE}: {exc}") from None
     roots = _read(config, TRUSTSTORE) if config.get(TRUSTSTORE) else None
     return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key_pem, certificate_chain=chain)
 

@@ -13,7 +13,6 @@ bundle or CRL applies to new connections (a reload that fails keeps the previous
 from __future__ import annotations
 
 import logging
-import os
 import re
 import ssl
 import threading
@@ -23,19 +22,16 @@ from typing import Any
 
 import grpc
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from keystream.auth.principal import Principal, Session
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
 from keystream.auth.static_groups import parse_static_groups
-from keystream.auth.tls import has_client_auth_eku
+from keystream.auth.tls import PEM_CERTIFICATE, files_stamp, grpc_key_and_chain, has_client_auth_eku
 from keystream.configdef import ConfigError
 
 log = logging.getLogger("keystream.admin")
 
 LISTENER = "ADMIN"
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
-_FILE_PROPS = ("ssl.keystore.location", "ssl.truststore.location", "ssl.crl.location")
 _CACHE = 256  # principals of recently seen certificates
 
 
@@ -57,21 +53,12 @@ def _read(config: Mapping[str, Any], prop: str) -> bytes:
 def _key_and_chain(config: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """(unencrypted PKCS#8 key PEM, certificate chain PEM) from ssl.keystore.location."""
     pem = _read(config, "ssl.keystore.location")
-    where = f"Invalid value '{config.get('ssl.keystore.location')}' for configuration ssl.keystore.location"
-    chain = b"".join(m.group(0) for m in _PEM_CERT.finditer(pem))
     password = config.get("ssl.key.password")
-    password = getattr(password, "value", password)
     try:
-        key = serialization.load_pem_private_key(pem, password.encode() if password else None)
-    except TypeError:
-        raise ConfigError("the private key in ssl.keystore.location is encrypted: set ssl.key.password") from None
-    except ValueError:
-        raise ConfigError(f"{where}: no readable private key (wrong ssl.key.password?)") from None
-    if not chain:
-        raise ConfigError(f"{where}: no certificate in it")
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return key_pem, chain
+        return grpc_key_and_chain(pem, pem, getattr(password, "value", password))
+    except ValueError as exc:
+        raise ConfigError(f"Invalid value '{config.get('ssl.keystore.location')}' for configuration"
+                          f" ssl.keystore.location: {exc}") from None
 
 
 class AdminTls:
@@ -83,7 +70,7 @@ class AdminTls:
         self.mapper = SslPrincipalMapper(config.get("ssl.principal.mapping.rules") or "DEFAULT")
         self.static_groups = parse_static_groups(config.get("principal.groups"))
         self._lock = threading.Lock()
-        self._stamp = self._files_stamp()
+        self._stamp = files_stamp(self.config)
         self._material = self._load()
         self._principals: OrderedDict[bytes, Principal] = OrderedDict()
 
@@ -91,7 +78,7 @@ class AdminTls:
     def _load(self) -> tuple[grpc.ServerCertificateConfiguration, list[x509.CertificateRevocationList]]:
         key, chain = _key_and_chain(self.config)
         roots = _read(self.config, "ssl.truststore.location")
-        if not _PEM_CERT.search(roots):
+        if not PEM_CERTIFICATE.search(roots):
             raise ConfigError(f"Invalid value '{self.config.get('ssl.truststore.location')}' for configuration"
                               " ssl.truststore.location: not a PEM CA bundle")
         crls = []
@@ -105,7 +92,7 @@ class AdminTls:
         blocks = re.findall(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", pem, re.S)
         if not blocks:
             raise ConfigError(f"{where}: not a PEM CRL")
-        cas = [x509.load_pem_x509_certificate(m.group(0)) for m in _PEM_CERT.finditer(roots)]
+        cas = [x509.load_pem_x509_certificate(m.group(0)) for m in PEM_CERTIFICATE.finditer(roots)]
         crls = []
         for block in blocks:
             crl = x509.load_pem_x509_crl(block)
@@ -117,20 +104,9 @@ class AdminTls:
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(self._material[0], self._fetch, require_client_authentication=True)
 
-    def _files_stamp(self) -> tuple:
-        stamp = []
-        for prop in _FILE_PROPS:
-            path = self.config.get(prop)
-            try:
-                st = os.stat(path) if path else None
-            except OSError:
-                st = None
-            stamp.append(None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(stamp)
-
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """grpc asks before each new handshake: new material when the files changed, else None."""
-        stamp = self._files_stamp()
+        stamp = files_stamp(self.config)
         if stamp == self._stamp:
             return None
         with self._lock:

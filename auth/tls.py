@@ -17,7 +17,7 @@ from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
-from keystream.configdef import ConfigError
+from keystream.configdef import ConfigError, Password
 
 log = logging.getLogger("keystream.tls")
 
@@ -43,22 +43,54 @@ def files_stamp(config: Mapping[str, Any]) -> tuple:
     return tuple(stamp)
 
 
-def grpc_key_and_chain(key_pem: bytes, chain_pem: bytes, password: str | None) -> tuple[bytes, bytes]:
+def read_config_file(config: Mapping[str, Any], prop: str, needed_by: str) -> bytes:
+    """The bytes of the file `prop` names; ConfigError naming the property when unset or unreadable."""
+    path = config.get(prop)
+    if not path:
+        raise ConfigError(f"Missing required configuration {prop}: needed by {needed_by}")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
+
+
+def grpc_key_and_chain(key_pem: bytes, chain_pem: bytes, password: str | Password | None) -> tuple[bytes, bytes]:
     """(unencrypted PKCS#8 key, certificate chain) as PEM bytes, the form grpc takes instead of an
     SSLContext; the key is decrypted in memory only. ValueError says what is wrong, never with key bytes."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (only grpc users need it)
+    from cryptography import x509  # noqa: PLC0415  (only grpc users need it)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
+    password = getattr(password, "value", password)
     try:
         key = serialization.load_pem_private_key(key_pem, password.encode() if password else None)
     except TypeError:
-        raise ValueError("the private key is encrypted and no key password is set") from None
+        raise ValueError("a key password is set but the private key is not encrypted" if password else
+                         "the private key is encrypted and no key password is set") from None
     except ValueError:
         raise ValueError("no readable private key (wrong key password?)") from None
-    chain = b"".join(m.group(0) for m in PEM_CERTIFICATE.finditer(chain_pem))
-    if not chain:
+    certs = [m.group(0) for m in PEM_CERTIFICATE.finditer(chain_pem)]
+    if not certs:
         raise ValueError("no certificate in it")
+    # grpc would accept a mismatched pair here and then fail every handshake
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        leaf_key = x509.load_pem_x509_certificate(certs[0]).public_key().public_bytes(*spki)
+    except ValueError:
+        raise ValueError("the first certificate is not readable") from None
+    if key.public_key().public_bytes(*spki) != leaf_key:
+        raise ValueError("the private key does not match the certificate")
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()), chain
+                             serialization.NoEncryption()), b"".join(certs)
+
+
+def grpc_client_credentials(roots: bytes | None, key_pem: bytes, chain_pem: bytes, password: str | Password | None):
+    """grpc channel credentials presenting a client certificate (the admin API requires one), trusting
+    `roots` (else grpc's default CAs). ValueError from grpc_key_and_chain."""
+    import grpc  # noqa: PLC0415  (only the admin API's clients need it)
+
+    key, chain = grpc_key_and_chain(key_pem, chain_pem, password)
+    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
 
 
 def client_context(cafile: str | None, certfile: str | None = None, keyfile: str | None = None,
@@ -89,15 +121,8 @@ def _versions(enabled: list[str] | None) -> tuple[ssl.TLSVersion, ssl.TLSVersion
 
 
 def _readable(config: Mapping[str, Any], prop: str) -> str:
-    path = config.get(prop)
-    if not path:
-        raise ConfigError(f"Missing required configuration {prop}: needed by an SSL listener")
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
-    return path
+    read_config_file(config, prop, "an SSL listener")
+    return config[prop]
 
 
 def _no_password() -> bytes:

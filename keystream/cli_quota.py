@@ -1,4 +1,4 @@
-"""`keystream quota set|list`: client quotas over the gRPC admin API (QuotaService; see cli_tenant for
+"""`keystream quota set|list`: client quotas over the gRPC admin API (QuotaService; see cli_admin for
 the connection options and size units).
 
 The entities are Kafka's (`kafka-configs --entity-type users|clients`) plus Keystream's tenants:
@@ -7,7 +7,7 @@ The entities are Kafka's (`kafka-configs --entity-type users|clients`) plus Keys
     keystream quota set --user alice --client-id app --add-config consumer_byte_rate=2097152
     keystream quota set --default-user --request-percentage 50       # each user without its own
     keystream quota set --tenant acme --produce-byte-rate 10MB        # acme's members together
-    keystream quota set --user alice --delete producer_byte_rate
+    keystream quota set --user alice --delete producer_byte_rate,consumer_byte_rate
     keystream quota list [--user alice | --default-user] [--client-id C | --default-client-id]
                          [--tenant acme] [--output json]
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from keystream.cli_tenant import (
+from keystream.cli_admin import (
     BYTES,
     QUOTA_KEYS,
     admin_options,
@@ -100,6 +100,15 @@ def parse_add_config(text: str | None) -> dict[str, float]:
     return out
 
 
+def _quota_keys(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--delete k1,k2 --delete k3` → (k1, k2, k3), each a quota key."""
+    keys = [key.strip() for value in values for key in value.split(",")]
+    for key in keys:
+        if key not in QUOTA_KEYS:
+            raise click.BadParameter(f"{key!r} is not one of {', '.join(QUOTA_KEYS)}")
+    return tuple(dict.fromkeys(keys))
+
+
 @click.group()
 def quota() -> None:
     """Set and list client quotas of users, client ids and tenants (byte rates, request percentage)."""
@@ -110,8 +119,8 @@ def quota() -> None:
 @entity_options
 @quota_options
 @click.option("--add-config", metavar="KEY=VALUE,...", help="Kafka's form, e.g. producer_byte_rate=1048576.")
-@click.option("--delete", "--delete-config", "deletes", multiple=True, type=click.Choice(QUOTA_KEYS),
-              help="Remove this quota (repeatable).")
+@click.option("--delete", "--delete-config", "deletes", multiple=True, metavar="KEY[,KEY...]", callback=_quota_keys,
+              help=f"Remove these quotas (repeatable; kafka-configs' k1,k2 form too): {', '.join(QUOTA_KEYS)}.")
 @click.option("--validate-only", is_flag=True, help="Check the change without applying it.")
 def set_(**o) -> None:
     """Set (or remove) quotas of one entity; quotas not named are kept."""

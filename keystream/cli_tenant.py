@@ -1,107 +1,29 @@
-"""`keystream tenant create|list|describe|update|delete` over the broker's gRPC admin API (`admin.listener`).
-
-Connection: `--admin-url host:port` (default: `$KEYSTREAM_ADMIN_URL`, else 127.0.0.1:9094, where
-`keystream up` serves it) and `--command-config client.properties`, whose TLS settings are the Java client's
-(`ssl.truststore.location`, `ssl.keystore.location` as a PEM key + chain, `ssl.key.password`) or
-librdkafka's (`ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`). The admin API
-requires a client certificate. `--output json` prints machine-readable results.
-
-Byte sizes and rates take a number of bytes or a unit: KB/MB/GB/TB (powers of 1000) or
-KiB/MiB/GiB/TiB (powers of 1024), e.g. `--produce-byte-rate 10MB --max-storage-bytes 50GB`.
+"""`keystream tenant create|list|describe|update|delete` over the broker's gRPC admin API (`admin.listener`);
+connection options, output and size units are cli_admin's.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from keystream.auth.tls import grpc_key_and_chain
-from keystream.properties import PropertiesError, load_properties
+from keystream.cli_admin import (
+    BYTES,
+    COUNT,
+    QUOTA_KEYS,
+    TIMEOUT_S,
+    admin_options,
+    call,
+    channel,
+    emit,
+    number,
+    quota_options,
+    quotas_of,
+)
 
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_ADMIN_URL = "127.0.0.1:9094"
-TIMEOUT_S = 30.0
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-# CLI option → Kafka quota key (Kafka's tools call the consumer side "fetch" nowhere; ours do, as the issue)
-QUOTA_OPTIONS = {"produce_byte_rate": "producer_byte_rate", "fetch_byte_rate": "consumer_byte_rate",
-                 "request_percentage": "request_percentage"}
-QUOTA_KEYS = sorted(QUOTA_OPTIONS.values())
 LIMITS = ("max_partitions", "max_storage_bytes")
 USAGE = ("topics", "partitions", "storage_bytes", "bytes_in", "bytes_out", "throttle_ms", "rejected_requests")
-
-
-class ByteSize(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int | float):
-            return value
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-        if not m or m.group(2).lower() not in _UNITS:
-            self.fail(f"{value!r} is not a size such as 1048576, 10MB or 1GiB", param, ctx)
-        return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-BYTES = ByteSize()
-
-
-def admin_options(func: F) -> F:
-    func = click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)(func)
-    func = click.option("--command-config", type=click.Path(dir_okay=False), metavar="FILE",
-                        help="Client properties with the TLS settings (a client certificate is required).")(func)
-    func = click.option("--admin-url", metavar="HOST:PORT", envvar="KEYSTREAM_ADMIN_URL", default=DEFAULT_ADMIN_URL,
-                        show_default=True, help="The broker's admin.listener (env KEYSTREAM_ADMIN_URL).")(func)
-    return func
-
-
-def _read(props: dict[str, str], *names: str) -> bytes | None:
-    for name in names:
-        if props.get(name):
-            try:
-                return Path(props[name]).read_bytes()
-            except OSError as exc:
-                raise click.ClickException(f"cannot read {name} ({props[name]}): {exc.strerror}") from None
-    return None
-
-
-def channel(admin_url: str | None, command_config: str | None):
-    """A grpc channel to the admin API with the client certificate of the command config."""
-    import grpc  # noqa: PLC0415  (only the admin commands need it)
-
-    try:
-        props = load_properties(command_config) if command_config else {}
-    except (OSError, PropertiesError) as exc:
-        raise click.ClickException(f"cannot read --command-config: {exc}") from None
-    roots = _read(props, "ssl.truststore.location", "ssl.ca.location")
-    keystore = _read(props, "ssl.keystore.location")
-    chain = _read(props, "ssl.certificate.location") or keystore
-    key_pem = _read(props, "ssl.key.location") or keystore
-    if not chain or not key_pem:
-        raise click.ClickException("the admin API needs a client certificate: set ssl.keystore.location (PEM key and"
-                                   " chain) in --command-config")
-    try:
-        key_pem, chain = grpc_key_and_chain(key_pem, chain, props.get("ssl.key.password"))
-    except ValueError as exc:
-        raise click.ClickException(f"cannot use the client certificate of --command-config: {exc}") from None
-    creds = grpc.ssl_channel_credentials(root_certificates=roots, private_key=key_pem, certificate_chain=chain)
-    return grpc.secure_channel(admin_url or DEFAULT_ADMIN_URL, creds)
-
-
-def call(method, request, what: str):
-    """Runs one admin call; a gRPC error becomes `Error: <what>: <STATUS>: <details>` (exit 1)."""
-    import grpc  # noqa: PLC0415
-
-    try:
-        return method(request, timeout=TIMEOUT_S)
-    except grpc.RpcError as exc:
-        code = exc.code().name if exc.code() else "UNKNOWN"
-        raise click.ClickException(f"{what}: {code}: {exc.details()}") from None
 
 
 def tenant_dict(t) -> dict[str, Any]:
@@ -110,10 +32,6 @@ def tenant_dict(t) -> dict[str, Any]:
             "max_partitions": t.max_partitions if t.HasField("max_partitions") else None,
             "max_storage_bytes": t.max_storage_bytes if t.HasField("max_storage_bytes") else None,
             "usage": {k: getattr(t.usage, k) for k in USAGE}}
-
-
-def number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else str(v)
 
 
 def print_tenant(d: dict[str, Any]) -> None:
@@ -125,25 +43,6 @@ def print_tenant(d: dict[str, Any]) -> None:
     limits = [f"{k}={d[k]}" for k in LIMITS if d[k] is not None]
     click.echo(f"\tLimits: {', '.join(limits) or '-'}")
     click.echo("\tUsage: " + ", ".join(f"{k}={d['usage'][k]}" for k in USAGE))
-
-
-def emit(output: str, value: Any, text: Callable[[], None]) -> None:
-    if output == "json":
-        click.echo(json.dumps(value, indent=2, sort_keys=True))
-    else:
-        text()
-
-
-def quota_options(func: F) -> F:
-    func = click.option("--request-percentage", type=click.FloatRange(min=0, min_open=True),
-                        help="request_percentage quota (share of a broker thread's time, in %).")(func)
-    func = click.option("--fetch-byte-rate", type=BYTES, help="consumer_byte_rate quota in bytes/s.")(func)
-    func = click.option("--produce-byte-rate", type=BYTES, help="producer_byte_rate quota in bytes/s.")(func)
-    return func
-
-
-def quotas_of(o: dict) -> dict[str, float]:
-    return {key: float(o[opt]) for opt, key in QUOTA_OPTIONS.items() if o.get(opt) is not None}
 
 
 @click.group()
@@ -158,7 +57,7 @@ def tenant() -> None:
               help="A member principal, e.g. User:alice or Group:acme-devs (repeatable).")
 @click.option("--admin", "admins", multiple=True, metavar="Type:name", help="A tenant-admin principal (repeatable).")
 @quota_options
-@click.option("--max-partitions", type=click.IntRange(min=0), help="Most partitions the tenant's topics may have.")
+@click.option("--max-partitions", type=COUNT, help="Most partitions the tenant's topics may have.")
 @click.option("--max-storage-bytes", type=BYTES, help="Most bytes the tenant's partitions may hold on disk.")
 def create(**o) -> None:
     """Create tenant NAME, owning every topic, group and transactional id named NAME.*"""
@@ -218,7 +117,7 @@ def describe(**o) -> None:
 @quota_options
 @click.option("--remove-quota", "remove_quotas", multiple=True, type=click.Choice(QUOTA_KEYS),
               help="Remove this quota (repeatable).")
-@click.option("--max-partitions", type=click.IntRange(min=0), help="Most partitions the tenant's topics may have.")
+@click.option("--max-partitions", type=COUNT, help="Most partitions the tenant's topics may have.")
 @click.option("--max-storage-bytes", type=BYTES, help="Most bytes the tenant's partitions may hold on disk.")
 @click.option("--remove-limit", "remove_limits", multiple=True, type=click.Choice(LIMITS),
               help="Lift this limit (repeatable).")

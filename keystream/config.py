@@ -90,6 +90,10 @@ class Config(Mapping[str, Any]):
             if names and listener not in names:
                 raise ConfigError(f"Invalid configuration {LISTENER_PREFIX}{listener.lower()}.{prop}: there is no"
                                   f" listener {listener} in listeners")
+        if values.get("admin.listener"):  # served with the broker's TLS material, client certificates required
+            for prop in ("ssl.keystore.location", "ssl.truststore.location"):
+                if not values[prop]:
+                    raise ConfigError(f"Missing required configuration {prop}: needed by admin.listener")
         self._values = MappingProxyType(values)
         for lst in self.listeners:
             if lst.security_protocol.startswith("SASL_"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from keystream.auth.kerberos_rules import VALIDATOR as KERBEROS_RULES
 from keystream.auth.static_groups import STATIC_GROUPS
 from keystream.configdef import INT_MAX, LONG_MAX, Prop, at_least, between, non_empty, one_of
-from keystream.listeners import DEFAULT_PROTOCOL_MAP
+from keystream.listeners import ADDRESS, DEFAULT_PROTOCOL_MAP
 
 DEFAULT_LOG_DIR = "./.keystream/data"
 NO_EFFECT = " Accepted for compatibility with Kafka's server.properties; has no effect in Keystream."
@@ -54,7 +54,7 @@ BROKER_SCHEMA: tuple[Prop, ...] = (
          "Semicolon-separated principals allowed everything, e.g. `User:admin;User:CN=broker-0`."),
     Prop("allow.everyone.if.no.acl.found", "bool", False,
          "Allow an operation on a resource that has no ACL at all (Kafka's default, false, is kept)."),
-    Prop("admin.listener", "string", None, "`host:port` of the gRPC admin API (tenants, quotas, SCRAM users, ACLs, cluster status, grpc.health.v1), served with TLS from the broker's `ssl.*` files and client certificates required; every call is authorized like a Kafka request (Cluster Alter/Describe, or tenant admin). Unset: no admin API (Keystream)."),
+    Prop("admin.listener", "string", None, "`host:port` of the gRPC admin API (tenants, quotas, SCRAM users, ACLs, cluster status, grpc.health.v1), served with TLS from the broker's `ssl.*` files (`ssl.keystore.location` and `ssl.truststore.location` required) and client certificates required; every call is authorized like a Kafka request (Cluster Alter/Describe, or tenant admin). Unset: no admin API (Keystream).", ADDRESS),
     Prop("principal.groups", "string", None, "Static groups for principals without directory groups (mTLS, SCRAM, Kerberos), e.g. `devs=User:alice|User:bob;ops=User:CN=carol`; ACLs and `super.users` may name `Group:devs` (Keystream).", STATIC_GROUPS),
     # --- SASL framework (issue 6): SaslHandshake/SaslAuthenticate on SASL_PLAINTEXT and SASL_SSL listeners
     Prop("sasl.enabled.mechanisms", "list", "SCRAM-SHA-256,SCRAM-SHA-512", "Mechanisms a SASL listener offers (Kafka's default is GSSAPI; Keystream's are the SCRAM ones, which need no directory or KDC).", one_of("GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), per_listener=True),

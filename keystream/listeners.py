@@ -1,15 +1,17 @@
-"""Kafka listener strings (`NAME://host:port,...`) and the listener → security protocol map."""
+"""Kafka listener strings (`NAME://host:port,...`), the listener → security protocol map, and the plain
+`host:port` addresses of the admin API (`admin.listener`, the registry's `admin.url`)."""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
 
-from keystream.configdef import ConfigError
+from keystream.configdef import ConfigError, Validator
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 DEFAULT_PROTOCOL_MAP = ",".join(f"{p}:{p}" for p in SECURITY_PROTOCOLS)
 _UNROUTABLE = ("0.0.0.0", "::")
+_ADDRESS_FORM = "expected host:port ([ipv6]:port)"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,30 @@ class Listener:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.name}://{host}:{self.port}"
+
+
+def _split_address(text: str) -> tuple[str, int] | None:
+    if text.startswith("["):
+        host, close, rest = text[1:].partition("]")
+        port = rest[1:] if close and rest.startswith(":") else ""
+    else:
+        host, _, port = text.rpartition(":")
+        if ":" in host:
+            port = ""
+    if not port.isdigit() or int(port) > 65535 or any(c in host for c in "/ \t"):
+        return None
+    return host, int(port)
+
+
+def parse_address(text: str, prop: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' (an empty host: every interface) → (host, port)."""
+    address = _split_address(text)
+    if address is None:
+        raise ConfigError(f"Invalid value '{text}' for configuration {prop}: {_ADDRESS_FORM}")
+    return address
+
+
+ADDRESS = Validator(lambda v: None if not v or _split_address(v) else _ADDRESS_FORM, "host:port")  # empty: unset
 
 
 def parse_protocol_map(items: list[str], prop: str = "listener.security.protocol.map") -> dict[str, str]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from keystream.config import Config, merge_sources, schema_index
 from keystream.config_schema import BROKER_SCHEMA
 from keystream.configdef import ConfigError, Prop, at_least, one_of
+from keystream.listeners import parse_address
 
 ENV_PREFIX = "KEYSTREAM_REGISTRY_"
 LEVELS = ("BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE")
@@ -92,10 +93,10 @@ class RegistryConfig(Config):
         if any(lst.scheme == "https" for lst in self.http_listeners) and not self["ssl.keystore.location"]:
             raise ConfigError("Missing required configuration ssl.keystore.location: needed by an https listener")
         admin = self["admin.url"]
-        if admin is not None:
-            host, _, port = admin.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in admin:
-                raise ConfigError(f"Invalid value '{admin}' for configuration admin.url: expected host:port")
+        if admin:
+            host, port = parse_address(admin, "admin.url")
+            if not host or not port:
+                raise ConfigError(f"Invalid value '{admin}' for configuration admin.url: name the broker's host and port")
             if not self["kafkastore.ssl.keystore.location"]:
                 raise ConfigError("Missing required configuration kafkastore.ssl.keystore.location: admin.url needs"
                                   " the registry's client certificate (the admin API requires mTLS)")

@@ -42,8 +42,9 @@ async def serve(config: RegistryConfig, on_started=None) -> None:
     service = RegistryService(config)
     tenants = admin_tenant_source(config) if config["admin.url"] else None
     if tenants is None:
-        log.info("admin.url is unset: the registry does not know the brokers' tenants, so tenant members"
-                 " get exactly what ACLs grant on subjects, without their namespace's confinement")
+        # a warning: with allow.everyone.if.no.acl.found=true a tenant member may touch every subject
+        log.warning("admin.url is unset: the registry does not know the brokers' tenants, so tenant members"
+                    " get exactly what ACLs grant on subjects, without their namespace's confinement")
     access = Access(config, kafka_acl_source(client_config(config)), tenants)
     runner = web.AppRunner(build_app(service, access, config), access_log_format=ACCESS_LOG_FORMAT,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_line_size=MAX_LINE_BYTES)

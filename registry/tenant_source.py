@@ -11,43 +11,28 @@ client certificate is picked up.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from keystream.auth.tenants import Tenant
-from keystream.auth.tls import grpc_key_and_chain
+from keystream.auth.tls import grpc_client_credentials, read_config_file
 from keystream.configdef import ConfigError
+from keystream.registry.access import TenantSource
 
-TenantSource = Callable[[], list[Tenant]]  # blocking; run in a worker thread
 KEYSTORE = "kafkastore.ssl.keystore.location"
 TRUSTSTORE = "kafkastore.ssl.truststore.location"
-
-
-def _read(config: Mapping[str, Any], prop: str) -> bytes:
-    path = config.get(prop)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
 
 
 def _credentials(config: Mapping[str, Any]):
     """grpc channel credentials: the CAs of the kafkastore truststore, the key (decrypted in memory
     with kafkastore.ssl.key.password) and chain of the kafkastore keystore."""
-    import grpc  # noqa: PLC0415
-
-    if not config.get(KEYSTORE):
-        raise ConfigError(f"Missing required configuration {KEYSTORE}: admin.url needs the registry's client"
-                          " certificate (the admin API requires mTLS)")
-    pem = _read(config, KEYSTORE)
-    password = config.get("kafkastore.ssl.key.password")
+    needed_by = "admin.url, which needs the registry's client certificate (the admin API requires mTLS)"
+    pem = read_config_file(config, KEYSTORE, needed_by)
+    roots = read_config_file(config, TRUSTSTORE, needed_by) if config.get(TRUSTSTORE) else None
     try:
-        key_pem, chain = grpc_key_and_chain(pem, pem, getattr(password, "value", password))
+        return grpc_client_credentials(roots, pem, pem, config.get("kafkastore.ssl.key.password"))
     except ValueError as exc:
         raise ConfigError(f"Invalid value for configuration {KEYSTORE}: {exc}") from None
-    roots = _read(config, TRUSTSTORE) if config.get(TRUSTSTORE) else None
-    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key_pem, certificate_chain=chain)
 
 
 def admin_tenant_source(config: Mapping[str, Any]) -> TenantSource:

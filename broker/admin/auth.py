@@ -7,7 +7,8 @@ CAs of `ssl.truststore.location` are read here (an encrypted key is decrypted in
 handshake. grpc's handshake checks the chain; what the broker's own TLS contexts also check is
 repeated per call: the certificate must carry the clientAuth extended key usage and must not be
 listed in `ssl.crl.location`. The files are watched like the broker's: a changed certificate, CA
-bundle or CRL applies to new connections (a reload that fails keeps the previous material).
+bundle or CRL applies to new connections, and a changed CRL also to the next call on an open one
+(within RECHECK_S); a reload that fails keeps the previous material.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import re
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -26,13 +28,20 @@ from cryptography import x509
 from keystream.auth.principal import Principal, Session
 from keystream.auth.ssl_principal import CertificateNameError, NoMatchingRule, SslPrincipalMapper, subject_dn
 from keystream.auth.static_groups import parse_static_groups
-from keystream.auth.tls import PEM_CERTIFICATE, files_stamp, grpc_key_and_chain, has_client_auth_eku
+from keystream.auth.tls import (
+    PEM_CERTIFICATE,
+    files_stamp,
+    grpc_key_and_chain,
+    has_client_auth_eku,
+    read_config_file,
+)
 from keystream.configdef import ConfigError
 
 log = logging.getLogger("keystream.admin")
 
 LISTENER = "ADMIN"
 _CACHE = 256  # principals of recently seen certificates
+RECHECK_S = 1.0  # calls look for a changed CRL at most this often
 
 
 class Unauthenticated(Exception):
@@ -40,22 +49,14 @@ class Unauthenticated(Exception):
 
 
 def _read(config: Mapping[str, Any], prop: str) -> bytes:
-    path = config.get(prop)
-    if not path:
-        raise ConfigError(f"Missing required configuration {prop}: needed by admin.listener")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(f"Invalid value '{path}' for configuration {prop}: cannot read it ({exc.strerror})") from None
+    return read_config_file(config, prop, "admin.listener")
 
 
 def _key_and_chain(config: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """(unencrypted PKCS#8 key PEM, certificate chain PEM) from ssl.keystore.location."""
     pem = _read(config, "ssl.keystore.location")
-    password = config.get("ssl.key.password")
     try:
-        return grpc_key_and_chain(pem, pem, getattr(password, "value", password))
+        return grpc_key_and_chain(pem, pem, config.get("ssl.key.password"))
     except ValueError as exc:
         raise ConfigError(f"Invalid value '{config.get('ssl.keystore.location')}' for configuration"
                           f" ssl.keystore.location: {exc}") from None
@@ -70,24 +71,29 @@ class AdminTls:
         self.mapper = SslPrincipalMapper(config.get("ssl.principal.mapping.rules") or "DEFAULT")
         self.static_groups = parse_static_groups(config.get("principal.groups"))
         self._lock = threading.Lock()
-        self._stamp = files_stamp(self.config)
-        self._material = self._load()
+        self._stamp = self._crl_stamp = files_stamp(self.config)  # what the server material / CRLs came from
+        self._checked = time.monotonic()
+        self._server = self._load()
+        self._crls = self._load_crls()
         self._principals: OrderedDict[bytes, Principal] = OrderedDict()
 
     # ------------------------------------------------------------------ credentials
-    def _load(self) -> tuple[grpc.ServerCertificateConfiguration, list[x509.CertificateRevocationList]]:
+    def _load(self) -> grpc.ServerCertificateConfiguration:
         key, chain = _key_and_chain(self.config)
+        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=self._roots())
+
+    def _roots(self) -> bytes:
         roots = _read(self.config, "ssl.truststore.location")
         if not PEM_CERTIFICATE.search(roots):
             raise ConfigError(f"Invalid value '{self.config.get('ssl.truststore.location')}' for configuration"
                               " ssl.truststore.location: not a PEM CA bundle")
-        crls = []
-        if self.config.get("ssl.crl.location"):
-            crls = self._crls(_read(self.config, "ssl.crl.location"), roots)
-        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=roots), crls
+        return roots
 
-    def _crls(self, pem: bytes, roots: bytes) -> list[x509.CertificateRevocationList]:
-        """The CRLs of the file, each checked against the CA in the truststore that signed it."""
+    def _load_crls(self) -> list[x509.CertificateRevocationList]:
+        """The CRLs of ssl.crl.location (none when unset), each checked against the truststore CA that signed it."""
+        if not self.config.get("ssl.crl.location"):
+            return []
+        pem, roots = _read(self.config, "ssl.crl.location"), self._roots()
         where = f"Invalid value '{self.config.get('ssl.crl.location')}' for configuration ssl.crl.location"
         blocks = re.findall(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", pem, re.S)
         if not blocks:
@@ -102,7 +108,7 @@ class AdminTls:
         return crls
 
     def credentials(self) -> grpc.ServerCredentials:
-        return grpc.dynamic_ssl_server_credentials(self._material[0], self._fetch, require_client_authentication=True)
+        return grpc.dynamic_ssl_server_credentials(self._server, self._fetch, require_client_authentication=True)
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """grpc asks before each new handshake: new material when the files changed, else None."""
@@ -112,14 +118,39 @@ class AdminTls:
         with self._lock:
             self._stamp = stamp
             try:
-                material = self._load()
+                server, crls = self._load(), self._load_crls()
             except (ConfigError, ValueError) as exc:
                 log.error("admin TLS reload failed, keeping the previous certificates: %s", exc)
                 return None
-            self._material = material
-            self._principals = OrderedDict()  # the checks (CRL) may answer differently now
+            self._server, self._crl_stamp = server, stamp
+            self._use_crls(crls)
         log.info("admin TLS reloaded: new connections use the new certificate, CA bundle and CRL")
-        return material[0]
+        return server
+
+    def _use_crls(self, crls: list[x509.CertificateRevocationList]) -> None:
+        # CRLs first: session() fills the cache it read before the CRLs, so no verdict of old CRLs survives
+        self._crls = crls
+        self._principals = OrderedDict()
+
+    def _recheck_crls(self) -> None:
+        """grpc only calls _fetch before a handshake, so a revocation must also reach open connections:
+        at most once every RECHECK_S, changed files reload the CRLs and forget the checked certificates."""
+        now = time.monotonic()
+        if now - self._checked < RECHECK_S:
+            return
+        self._checked = now
+        stamp = files_stamp(self.config)
+        if stamp == self._crl_stamp:
+            return
+        with self._lock:
+            self._crl_stamp = stamp
+            try:
+                crls = self._load_crls()
+            except (ConfigError, ValueError) as exc:
+                log.error("admin CRL reload failed, keeping the previous CRLs: %s", exc)
+                return
+            self._use_crls(crls)
+        log.info("admin TLS: CRL reloaded; calls on open connections are checked against it")
 
     # ------------------------------------------------------------------ callers
     def session(self, context: grpc.aio.ServicerContext) -> Session:
@@ -129,12 +160,14 @@ class AdminTls:
         if not certs:  # grpc requires one at the handshake; never trust a call without it
             raise Unauthenticated("no client certificate")
         pem = certs[0]
-        principal = self._principals.get(pem)
+        self._recheck_crls()
+        cache = self._principals
+        principal = cache.get(pem)
         if principal is None:
             principal = self._principal(pem)
-            self._principals[pem] = principal
-            while len(self._principals) > _CACHE:
-                self._principals.popitem(last=False)
+            cache[pem] = principal
+            while len(cache) > _CACHE:
+                cache.popitem(last=False)
         return Session(principal, _host(context.peer()), LISTENER, "SSL", self.static_groups.get(principal, ()))
 
     def _principal(self, pem: bytes) -> Principal:
@@ -145,7 +178,7 @@ class AdminTls:
             raise Unauthenticated("unreadable client certificate") from None
         if not has_client_auth_eku(der):
             raise Unauthenticated("client certificate has no clientAuth extended key usage")
-        for crl in self._material[1]:
+        for crl in self._crls:
             if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number):
                 raise Unauthenticated("client certificate is revoked")
         try:

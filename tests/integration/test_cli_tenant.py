@@ -142,8 +142,8 @@ def test_tenant_lifecycle_through_the_cli(broker, files):
         "Error: cannot describe tenant 'acme': NOT_FOUND: tenant acme does not exist\n"
     ok(ks("tenant", "delete", "acme", "--if-exists", *a))
     ok(ks("quota", "set", "--user", "CN=acme-dev", "--delete", "producer_byte_rate", *a))
-    ok(ks("quota", "set", "--user", "CN=acme-dev", "--client-id", "batch", "--delete", "consumer_byte_rate",
-          "--delete", "request_percentage", *a))
+    ok(ks("quota", "set", "--user", "CN=acme-dev", "--client-id", "batch", "--delete-config",
+          "consumer_byte_rate,request_percentage", *a))  # kafka-configs' comma form
     assert json.loads(ok(ks("quota", "list", "--output", "json", *a))) == []
 
 
@@ -153,6 +153,9 @@ BAD_INPUT = [
     (["tenant", "create", "x", "--principal", "alice"], 1, "INVALID_ARGUMENT"),
     (["tenant", "create", "x", "--produce-byte-rate", "10XB"], 2, "'10XB' is not a size"),
     (["tenant", "create", "x", "--max-partitions", "-1"], 2, "--max-partitions"),
+    (["tenant", "create", "x", "--max-partitions", "99999999999999999999"], 2, "not in the range 0<=x<="),
+    (["tenant", "create", "x", "--max-storage-bytes", "10000000TB"], 2, "more than the largest size"),
+    (["tenant", "update", "x", "--max-storage-bytes", "9" * 400], 2, "more than the largest size"),
     (["tenant", "update", "nope", "--max-partitions", "1"], 1, "NOT_FOUND: tenant nope does not exist"),
     (["tenant", "update", "x"], 2, "nothing to update"),
     (["tenant", "update", "x", "--produce-byte-rate", "1MB", "--remove-quota", "producer_byte_rate"], 2,
@@ -164,13 +167,15 @@ BAD_INPUT = [
     (["quota", "set", "--produce-byte-rate", "1"], 2, "name the entity"),
     (["quota", "set", "--tenant", "nope", "--produce-byte-rate", "1MB"], 1, "NOT_FOUND: tenant nope does not exist"),
     (["quota", "set", "--user", "a", "--add-config", "bogus=1"], 2, "expected KEY=VALUE"),
+    (["quota", "set", "--user", "a", "--add-config", "producer_byte_rate=10000000TB"], 2, "more than the largest size"),
+    (["quota", "set", "--user", "a", "--delete", "producer_byte_rate,bogus"], 2, "'bogus' is not one of"),
     (["quota", "set", "--user", "a", "--add-config", "request_percentage=-5"], 1,
      "INVALID_ARGUMENT: alterations[0]: Quota request_percentage must be greater than 0"),
     (["quota", "set", "--user", "", "--produce-byte-rate", "1"], 1, "INVALID_ARGUMENT"),
 ]
 
 
-@pytest.mark.parametrize("args, code, message", BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize("args, code, message", BAD_INPUT, ids=lambda v: " ".join(v)[:80] if isinstance(v, list) else None)
 def test_bad_input_gets_a_clear_error(broker, files, args, code, message):
     proc = ks(*args, *admin(broker, files))
     stderr = proc.stderr.decode()

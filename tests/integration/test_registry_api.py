@@ -300,3 +300,9 @@ def test_routes_authorize_each_subject_and_hide_unreadable_ids(registry):
              message="the new ACL to reach the registry")
     assert ok(registry.http("GET", f"/schemas/ids/{schema_id}", identity=bob))["schema"]
     error(registry.http("POST", f"/subjects/{topic}-value/versions", {"schema": V2}, identity=bob), 403, 40301)
+
+
+def test_unknown_tenants_are_a_warning(registry):
+    """Without admin.url tenant members get whatever the ACLs grant on subjects: the log says so loudly."""
+    text = registry.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "WARNING keystream.registry admin.url is unset: the registry does not know the brokers' tenants" in text

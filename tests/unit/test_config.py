@@ -259,3 +259,26 @@ def test_schema_is_one_line_per_property():
         assert prop.doc.endswith("."), prop.name
         if prop.default is not None:
             prop.parse(prop.default)  # every default passes its own validator
+
+
+SSL_FILES = "ssl.keystore.location=/etc/broker.pem\nssl.truststore.location=/etc/ca.pem\n"
+
+
+@pytest.mark.parametrize("value", ["nonsense", "host", "host:port", "::1:9094", "[::1]9094", "h:99999", "h/x:1",
+                                   "https://h:9094"])
+def test_bad_admin_listener_names_the_property(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"configuration admin.listener: expected host:port \(\[ipv6\]:port\)"):
+        load(f"{SSL_FILES}admin.listener={value}\n", tmp_path)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:9094", ":9094", "[::1]:9094", "admin.example:0"])
+def test_admin_listener_addresses(tmp_path, value):
+    assert load(f"{SSL_FILES}admin.listener={value}\n", tmp_path)["admin.listener"] == value
+
+
+@pytest.mark.parametrize("prop", ["ssl.keystore.location", "ssl.truststore.location"])
+def test_admin_listener_needs_the_ssl_files(tmp_path, prop):
+    text = "".join(line + "\n" for line in SSL_FILES.splitlines() if not line.startswith(prop))
+    with pytest.raises(ConfigError, match=f"^Missing required configuration {prop}: needed by admin.listener$"):
+        load(f"{text}admin.listener=127.0.0.1:9094\n", tmp_path)
+    assert load(text, tmp_path)["admin.listener"] is None  # without the admin API nothing asks for them

@@ -80,3 +80,19 @@ def test_cli_check_prints_values_and_hides_passwords(tmp_path):
     path.write_text("listeners=http://127.0.0.1:8081\n")
     refused = CliRunner().invoke(cli, ["registry", "serve", "--config", str(path)])
     assert refused.exit_code == 1 and "listeners.allow.insecure" in refused.output
+
+
+STORE_CERT = {"kafkastore.ssl.keystore.location": "/etc/registry-client.pem"}
+
+
+@pytest.mark.parametrize("url", ["nonsense", "https://broker:9094", "broker:99999", "::1:9094", ":9094", "broker:0"])
+def test_bad_admin_url_names_the_property(url):
+    with pytest.raises(ConfigError, match="configuration admin.url"):
+        RegistryConfig({**KEYSTORE, **STORE_CERT, "admin.url": url})
+
+
+@pytest.mark.parametrize("url", ["broker.example:9094", "[::1]:9094"])
+def test_admin_url_needs_the_store_client_certificate(url):
+    assert RegistryConfig({**KEYSTORE, **STORE_CERT, "admin.url": url})["admin.url"] == url
+    with pytest.raises(ConfigError, match="Missing required configuration kafkastore.ssl.keystore.location"):
+        RegistryConfig({**KEYSTORE, "admin.url": url})

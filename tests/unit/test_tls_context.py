@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from keystream.auth.tls import TlsContexts, build_server_context, has_client_auth_eku
+from keystream.auth.tls import TlsContexts, build_server_context, grpc_key_and_chain, has_client_auth_eku
 from keystream.certs import init_ca, issue
 from keystream.configdef import ConfigError, Password
 
@@ -139,6 +139,24 @@ def test_reload_keeps_old_context_on_failure(pki, tmp_path):
     pem.write_bytes(pki["broker"].pem.read_bytes())
     assert tls.reload("test")
     assert tls.current is not first
+
+
+def test_grpc_key_and_chain(pki):
+    """The admin API's PEM pair: the key decrypted in memory, and the mistakes named as they are."""
+    locked = pki["locked"].pem.read_bytes()
+    key, chain = grpc_key_and_chain(locked, locked, Password("s3cret-pw"))
+    assert key.startswith(b"-----BEGIN PRIVATE KEY-----") and chain.startswith(b"-----BEGIN CERTIFICATE-----")
+    with pytest.raises(ValueError, match="^the private key is encrypted and no key password is set$"):
+        grpc_key_and_chain(locked, locked, None)
+    with pytest.raises(ValueError, match="wrong key password"):
+        grpc_key_and_chain(locked, locked, "nope")
+    plain = pki["broker"].pem.read_bytes()
+    with pytest.raises(ValueError, match="^a key password is set but the private key is not encrypted$"):
+        grpc_key_and_chain(plain, plain, "s3cret-pw")
+    with pytest.raises(ValueError, match="^the private key does not match the certificate$"):
+        grpc_key_and_chain(pki["client"].key.read_bytes(), pki["broker"].cert.read_bytes(), None)
+    with pytest.raises(ValueError, match="no certificate"):
+        grpc_key_and_chain(plain, b"", None)
 
 
 def _der(path) -> bytes:

@@ -195,7 +195,8 @@ class Access:
         op, rtype, name = resource_for(action, subject)
         if self.authorizer.authorize(session, op, rtype, name):
             return True
-        self.refresher.kick()
+        if subject is None or not self.outside_tenant(session, subject):
+            self.refresher.kick()  # a grant may be on its way; outside its namespace none ever is
         return False
 
     def outside_tenant(self, session: Session, subject: str) -> bool:

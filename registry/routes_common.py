@@ -85,17 +85,19 @@ def schema_id(request: web.Request) -> int:
     return int(text)
 
 
-def authorize(request: web.Request, action: Any, name: str | None) -> None:
+def authorize(request: web.Request, action: Any, name: str | None,
+              missing: Callable[[str], RegistryError] = subject_not_found) -> None:
     """403/40301 unless the request's principal may do `action` on the subject (None: global).
 
     A tenant member asking to read, delete or read the config of a subject outside its namespace
-    gets 40401, the answer for a subject that does not exist, whether it exists or not. Writes
-    there get the 40301 anyone gets, existing subject or not (a missing one could be created)."""
+    gets `missing(subject)`, the route's answer for a subject that does not exist (40401 unless the
+    route says otherwise), whether it exists or not. Writes there get the 40301 anyone gets, existing
+    subject or not (a missing one could be created)."""
     access, session = request.app[ACCESS], request[SESSION]
     if access.allowed(session, action, name):
         return
     if name is not None and action in HIDDEN_ACTIONS and access.outside_tenant(session, name):
-        raise subject_not_found(name)
+        raise missing(name)
     target = "the global configuration" if name is None else f"subject {printable(name)}"
     raise forbidden(f"User is denied operation {action.name} on {target}")
 

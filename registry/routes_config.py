@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from keystream.registry import errors
 from keystream.registry.access import Action
 from keystream.registry.routes_common import SERVICE, authorize, body, flag, reply, subject
 
@@ -19,7 +20,7 @@ def _target(request: web.Request) -> str | None:
 @routes.get("/config/{subject}")
 async def get_config(request: web.Request) -> web.Response:
     name = _target(request)
-    authorize(request, Action.READ_CONFIG, name)
+    authorize(request, Action.READ_CONFIG, name, errors.subject_level_compat_not_configured)
     return reply(await request.app[SERVICE].get_config(name, flag(request, "defaultToGlobal")))
 
 
@@ -43,7 +44,7 @@ async def delete_config(request: web.Request) -> web.Response:
 @routes.get("/mode/{subject}")
 async def get_mode(request: web.Request) -> web.Response:
     name = _target(request)
-    authorize(request, Action.READ_CONFIG, name)
+    authorize(request, Action.READ_CONFIG, name, errors.subject_level_mode_not_configured)
     return reply(await request.app[SERVICE].get_mode(name, flag(request, "defaultToGlobal")))
 
 

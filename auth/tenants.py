@@ -3,7 +3,7 @@
 A tenant `acme` owns every TOPIC, GROUP and TRANSACTIONAL_ID name starting `acme.`; tenant names hold
 no dot, so two tenants' prefixes never overlap (`acme.` vs `acme2.` vs `acme-x.`). Members are
 principals (`User:alice`) or group principals (`Group:acme-devs`, from LDAP or `principal.groups`);
-admins are members too. A principal belongs to at most one tenant, which `put` enforces; a session
+admins are members too. A principal belongs to at most one tenant, which every write enforces; a session
 is resolved by its principal first, then its groups (see `TenantStore.of`). Super users belong to
 none: the Authorizer asks about super users before it asks the store.
 
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from keystream.auth.principal import Principal, Session
+from keystream.broker.quotas import QuotaError, check_value
 
 log = logging.getLogger("keystream.tenants")
 
@@ -38,6 +38,14 @@ class InvalidTenant(ValueError):
 
 class TenantConflict(InvalidTenant):
     """A principal named by the new tenant already belongs to another one."""
+
+
+class TenantExists(ValueError):
+    """`create` of a name already taken."""
+
+
+class TenantNotFound(LookupError):
+    """`update` of a tenant that does not exist (or no longer does)."""
 
 
 def _principal_text(text: str) -> str:
@@ -68,9 +76,10 @@ class Tenant:
         for key, value in dict(self.quotas or {}).items():
             if key not in QUOTA_KEYS:
                 raise InvalidTenant(f"unknown quota {key!r}; known: {', '.join(sorted(QUOTA_KEYS))}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                    or value <= 0:
-                raise InvalidTenant(f"quota {key} must be a positive number, not {value!r}")
+            try:
+                check_value(key, value)  # the rule client quotas follow (byte rates are whole numbers)
+            except QuotaError as exc:
+                raise InvalidTenant(f"{exc} (not {value!r})") from None
             quotas[key] = float(value)
         for limit in ("max_partitions", "max_storage_bytes"):
             value = getattr(self, limit)
@@ -91,6 +100,11 @@ class Tenant:
     def is_admin(self, session: Session) -> bool:
         """The session's principal or one of its groups is an admin of this tenant."""
         return any(p in self.admins for p in _session_principals(session))
+
+    def has_user(self, name: str) -> bool:
+        """Whether the SCRAM/quota user `name` is a member (`User:<name>`): a tenant's sessions and
+        admins manage only those users' credentials and see only their quotas."""
+        return f"User:{name}" in self.members
 
     def to_json(self) -> bytes:
         doc = {"members": sorted(self.members), "admins": sorted(self.admins), "quotas": dict(self.quotas),
@@ -123,7 +137,7 @@ def decode_key(key: bytes) -> str:
 
 
 class TenantStore:
-    """The tenant set: `load()` replays the metadata log; `put`/`remove` write it, then memory.
+    """The tenant set: `load()` replays the metadata log; `create`/`update`/`put`/`remove` write it, then memory.
 
     `of(session)` runs on the event loop for every authorization of a non-super user and reads an
     immutable snapshot, never waiting for a write's fsync.
@@ -169,26 +183,54 @@ class TenantStore:
     def put(self, tenant: Tenant) -> None:
         """Creates or replaces the tenant of that name; TenantConflict when one of its principals
         belongs to another tenant (nothing is written then)."""
-        if not isinstance(tenant, Tenant):
-            raise TypeError("put takes a Tenant")
         with self._write_lock:
-            for p in sorted(tenant.members):
-                owner = self._by_principal.get(p)
-                if owner is not None and owner.name != tenant.name:
-                    raise TenantConflict(f"principal {p} already belongs to tenant {owner.name}")
-            self.log.append(encode_key(tenant.name), tenant.to_json())
-            self._install({**self._tenants, tenant.name: tenant})
+            self._write(tenant)
+
+    def create(self, tenant: Tenant) -> None:
+        """Stores a new tenant: TenantExists when the name is taken, TenantConflict as `put`."""
+        with self._write_lock:
+            if tenant.name in self._tenants:
+                raise TenantExists(f"tenant {tenant.name} already exists")
+            self._write(tenant)
+
+    def update(self, name: str, change: Callable[[Tenant], Tenant]) -> tuple[Tenant, Tenant]:
+        """Replaces tenant `name` by `change(current)` and answers (before, after); the read, the
+        change and the write hold the write lock together, so a concurrent write is never undone
+        and a removed tenant never comes back. TenantNotFound when there is no such tenant; what
+        `change` raises, or TenantConflict, leaves the store as it was."""
+        with self._write_lock:
+            current = self._tenants.get(name)
+            if current is None:
+                raise TenantNotFound(f"tenant {name} does not exist")
+            tenant = change(current)
+            if tenant.name != name:
+                raise ValueError(f"an update of tenant {name} cannot rename it to {tenant.name}")
+            self._write(tenant)
+        return current, tenant
+
+    def _write(self, tenant: Tenant) -> None:
+        """Under the write lock: the conflict check, the fsynced record, then memory."""
+        if not isinstance(tenant, Tenant):
+            raise TypeError("the tenant store stores Tenants")
+        for p in sorted(tenant.members):
+            owner = self._by_principal.get(p)
+            if owner is not None and owner.name != tenant.name:
+                raise TenantConflict(f"principal {p} already belongs to tenant {owner.name}")
+        self.log.append(encode_key(tenant.name), tenant.to_json())
+        self._install({**self._tenants, tenant.name: tenant})
         log.info("tenant %s stored: %d members, %d admins", tenant.name, len(tenant.members), len(tenant.admins))
 
-    def remove(self, name: str) -> bool:
-        """Deletes the tenant (its topics and groups stay, now outside any tenant); False when unknown."""
+    def remove(self, name: str) -> Tenant | None:
+        """Deletes the tenant (its topics and groups stay, now outside any tenant) and answers it as
+        it was; None when unknown."""
         with self._write_lock:
-            if name not in self._tenants:
-                return False
+            tenant = self._tenants.get(name)
+            if tenant is None:
+                return None
             self.log.append(encode_key(name), None)
             self._install({n: t for n, t in self._tenants.items() if n != name})
         log.info("tenant %s removed", name)
-        return True
+        return tenant
 
     def of(self, session: Session) -> Tenant | None:
         """The session's tenant: its principal's, else the first of its groups' tenants by tenant name.

@@ -84,7 +84,8 @@ def list_(**o) -> None:
     from keystream.broker.admin.v1 import admin_pb2_grpc as rpc  # noqa: PLC0415
 
     with channel(o["admin_url"], o["command_config"]) as ch:
-        found = call(rpc.TenantServiceStub(ch).ListTenants, pb.ListTenantsRequest(), "cannot list tenants")
+        found = call(rpc.TenantServiceStub(ch).ListTenants, pb.ListTenantsRequest(include_usage=o["output"] == "json"),
+                     "cannot list tenants")
     tenants = [tenant_dict(t) for t in found.tenants]
     emit(o["output"], tenants, lambda: [click.echo(t["name"]) for t in tenants])
 

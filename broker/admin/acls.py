@@ -1,8 +1,9 @@
 """AclService over the broker's Authorizer, with the rights of Kafka's CreateAcls/DescribeAcls/
 DeleteAcls (broker/handlers/acls.py): Cluster ALTER to create and delete, Cluster DESCRIBE to list,
-or being a tenant admin, who then creates, sees and deletes only LITERAL/PREFIXED patterns inside
-its tenant's prefix for its tenant's principals (`tenant_acl_scope`). A creation outside that scope
-is PERMISSION_DENIED with the same message as a caller without the Cluster right.
+for a caller of no tenant. A tenant admin, or a tenant's session holding that Cluster right through
+an ACL, creates, sees and deletes only LITERAL/PREFIXED patterns inside its tenant's prefix for its
+tenant's principals (`tenant_acl_scope`). A creation outside that scope is PERMISSION_DENIED with
+the same message as a caller without the Cluster right.
 
 Unlike the Kafka API, CreateAcls is all or nothing: every binding is validated (INVALID_ARGUMENT
 naming the first bad one) and authorized before any is stored. ACL changes run on the event loop,
@@ -28,13 +29,11 @@ Scope = Callable[[AclBinding], bool]
 
 def _access(caller: Caller, op: Operation) -> Scope | None:
     """The bindings the caller may manage (None: all); PERMISSION_DENIED when it may use none."""
-    tenant = caller.tenant
-    if tenant is None:
-        caller.require_cluster(op)
-        return None
-    if not (tenant.is_admin(caller.session) or caller.cluster_allowed(op)):
-        raise denied()
-    return partial(tenant_acl_scope, tenant)
+    tenant = caller.tenant_scope(op)
+    if tenant is not None:
+        return partial(tenant_acl_scope, tenant)
+    caller.require_cluster(op)
+    return None
 
 
 def binding(m: pb.AclBinding, where: str) -> AclBinding:

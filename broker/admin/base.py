@@ -80,13 +80,28 @@ class Caller:
     def authorizer(self):
         return self.broker.authorizer
 
-    def cluster_allowed(self, op: Operation) -> bool:
+    def _cluster_acl(self, op: Operation) -> bool:
         return self.authorizer.authorize(self.session, op, ResourceType.CLUSTER, CLUSTER_NAME)
+
+    def cluster_allowed(self, op: Operation) -> bool:
+        """Cluster-wide authority: a Cluster right of a caller bound to no tenant. A tenant's session
+        never has it, whatever its ACLs grant (they would reach every tenant and the super users);
+        it gets its tenant's share through `tenant_scope` or `administered_tenant` instead."""
+        return self.tenant is None and self._cluster_acl(op)
 
     def require_cluster(self, op: Operation) -> None:
         if not self.cluster_allowed(op):
-            log.info("admin call by %s denied: needs Cluster %s", self.session.principal, op.name)
+            log.info("admin call by %s denied: needs Cluster %s outside any tenant", self.session.principal, op.name)
             raise denied()
+
+    def tenant_scope(self, op: Operation) -> Tenant | None:
+        """The tenant within which a tenant-bound caller manages ACLs and SCRAM users: its own when it
+        is one of its admins or holds the Cluster right through an ACL (the Kafka API's rule for the
+        same objects); None otherwise."""
+        tenant = self.tenant
+        if tenant is not None and (tenant.is_admin(self.session) or self._cluster_acl(op)):
+            return tenant
+        return None
 
     @property
     def tenant(self) -> Tenant | None:

@@ -2,9 +2,9 @@
 tenant quotas, the same ones AlterClientQuotas/DescribeClientQuotas serve (broker/quotas.py's
 QuotaStore for users and client ids, the tenant store for tenants).
 
-Setting needs Cluster ALTER, listing Cluster DESCRIBE, like the rest of the admin API (the Kafka
-API asks ALTER_CONFIGS/DESCRIBE_CONFIGS). A tenant admin without them lists its own tenant's quotas
-only: its members' and other tenants' quotas are not its to see, and raising its own share is the
+Setting needs Cluster ALTER, listing Cluster DESCRIBE, for callers of no tenant, like the rest of
+the admin API (the Kafka API asks ALTER_CONFIGS/DESCRIBE_CONFIGS). A tenant admin lists its own
+tenant's quotas only: its members' and other tenants' quotas are not its to see, and raising its own share is the
 cluster admins' call. Every alteration is validated (and its tenant looked up) before any is
 applied; user/client-id changes are then one metadata-log batch, tenant ones a tenant record each.
 """
@@ -15,6 +15,7 @@ import dataclasses
 import logging
 
 from keystream.auth.acl import Operation
+from keystream.auth.tenants import TenantNotFound
 from keystream.broker.admin.base import (
     Caller,
     Service,
@@ -36,7 +37,6 @@ from keystream.broker.quotas import (
     USER,
     Entity,
     QuotaError,
-    QuotaManager,
     check_entity,
     check_value,
     entity,
@@ -151,7 +151,7 @@ def _filter(request: pb.ListQuotasRequest) -> list[tuple[str, int, str]]:
 class QuotaService(Service, admin_pb2_grpc.QuotaServiceServicer):
     @property
     def store(self):
-        return QuotaManager.of(self.broker).store
+        return self.broker.quotas.store
 
     def _tenant_quotas(self) -> list[tuple[Entity, Quotas]]:
         return [(((TENANT, t.name),), dict(t.quotas)) for t in self.broker.tenants.all() if t.quotas]
@@ -171,7 +171,7 @@ class QuotaService(Service, admin_pb2_grpc.QuotaServiceServicer):
             plan[ent] = _changes(m, where)
         results = {ent: _apply(self._current(ent), ops) for ent, ops in plan.items()}
         if not request.validate_only:
-            await blocking(self._write, plan)
+            results.update(await blocking(self._write, plan))
             log.info("%s set quotas %s", caller.session.principal,
                      {", ".join(f"{t}={'<default>' if n is None else n}" for t, n in e): o for e, o in plan.items()})
         return pb.SetQuotasResponse(entries=[_entry(ent, q) for ent, q in results.items()])
@@ -182,18 +182,22 @@ class QuotaService(Service, admin_pb2_grpc.QuotaServiceServicer):
             return dict(tenant.quotas) if tenant is not None else {}
         return dict(self.store.get(ent))
 
-    def _write(self, plan: dict[Entity, dict[str, float | None]]) -> None:
-        """In a worker thread: the metadata-log appends fsync."""
+    def _write(self, plan: dict[Entity, dict[str, float | None]]) -> dict[Entity, Quotas]:
+        """In a worker thread (the metadata-log appends fsync); answers the tenants' quotas as written,
+        each changed under the tenant store's write lock so no concurrent tenant write is undone."""
         clients = {ent: ops for ent, ops in plan.items() if ent[0][0] != TENANT}
         if clients:
             self.store.alter(clients)
-        tenants = self.broker.tenants
+        written = {}
         for ent, ops in plan.items():
             if ent[0][0] == TENANT:
-                tenant = tenants.get(ent[0][1])
-                if tenant is None:  # deleted since the request was checked
-                    raise not_found(f"tenant {ent[0][1]} does not exist")
-                tenants.put(dataclasses.replace(tenant, quotas=_apply(dict(tenant.quotas), ops)))
+                try:
+                    _, tenant = self.broker.tenants.update(
+                        ent[0][1], lambda t, ops=ops: dataclasses.replace(t, quotas=_apply(dict(t.quotas), ops)))
+                except TenantNotFound:  # deleted since the request was checked
+                    raise not_found(f"tenant {ent[0][1]} does not exist") from None
+                written[ent] = dict(tenant.quotas)
+        return written
 
     @rpc
     async def ListQuotas(self, request: pb.ListQuotasRequest, caller: Caller) -> pb.ListQuotasResponse:

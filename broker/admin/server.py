@@ -25,26 +25,13 @@ from keystream.broker.admin.tenants import TenantService
 from keystream.broker.admin.users import UserService
 from keystream.broker.admin.v1 import admin_pb2
 from keystream.configdef import ConfigError
+from keystream.listeners import parse_address
 
 log = logging.getLogger("keystream.admin")
 
 MAX_MESSAGE_BYTES = 1 << 20
 MAX_CONCURRENT_RPCS = 64
 SERVICES = tuple(s.full_name for s in admin_pb2.DESCRIPTOR.services_by_name.values())
-
-
-def parse_address(text: str, prop: str = "admin.listener") -> tuple[str, int]:
-    """'host:port' or '[v6]:port' (an empty host: every interface) → (host, port)."""
-    if text.startswith("["):
-        host, close, rest = text[1:].partition("]")
-        port = rest[1:] if close and rest.startswith(":") else ""
-    else:
-        host, _, port = text.rpartition(":")
-        if ":" in host:
-            port = ""
-    if not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"Invalid value '{text}' for configuration {prop}: expected host:port ([ipv6]:port)")
-    return host, int(port)
 
 
 def _lenient(message_cls):
@@ -72,7 +59,7 @@ class AdminServer:
 
     def __init__(self, broker, kafka_server=None):
         config = broker.config
-        self.address = parse_address(config["admin.listener"])
+        self.address = parse_address(config["admin.listener"], "admin.listener")
         self.tls = AdminTls(config)  # bad ssl.* files fail start-up here, naming the property
         self.broker, self.kafka_server = broker, kafka_server
         self.health = health.aio.HealthServicer()

@@ -2,12 +2,17 @@
 DescribeUserScramCredentials (broker/handlers/scram.py) manage them: Cluster ALTER to change,
 Cluster DESCRIBE to list, the same iteration bounds. A credential is either derived here from a
 password (random salt; the password is neither stored nor logged) or given salted, as Kafka's
-admin clients send it."""
+admin clients send it.
+
+Tenants: a tenant admin, or a tenant's session holding the Cluster right through an ACL, manages
+only its tenant's users (`Tenant.has_user`), never a super user even if listed as a member. Changing
+another user is PERMISSION_DENIED before the user is looked up; listing answers it as missing."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 
 from keystream.auth.acl import Operation
 from keystream.auth.sasl.scram import (
@@ -25,6 +30,7 @@ from keystream.broker.admin.base import (
     blocking,
     check_count,
     check_text,
+    denied,
     invalid,
     not_found,
     rpc,
@@ -64,6 +70,26 @@ def _credential(request: pb.UpsertScramUserRequest, mechanism: str):
     raise invalid("one of password or salted is required")
 
 
+def _manageable(caller: Caller, op: Operation) -> Callable[[str], bool] | None:
+    """Which users the caller may manage (None: all); PERMISSION_DENIED when it may manage none."""
+    if caller.cluster_allowed(op):
+        return None
+    tenant = caller.tenant_scope(op)
+    if tenant is None:
+        raise denied()
+    supers = caller.authorizer.super_users
+    return lambda name: tenant.has_user(name) and f"User:{name}" not in supers
+
+
+def _name(caller: Caller, op: Operation, name: str) -> str:
+    """The request's user name, checked, when the caller may manage that user."""
+    allowed = _manageable(caller, op)
+    check_text(name, "name", MAX_NAME)
+    if allowed is not None and not allowed(name):
+        raise denied()
+    return name
+
+
 class UserService(Service, admin_pb2_grpc.UserServiceServicer):
     @property
     def store(self):
@@ -71,8 +97,7 @@ class UserService(Service, admin_pb2_grpc.UserServiceServicer):
 
     @rpc
     async def UpsertScramUser(self, request: pb.UpsertScramUserRequest, caller: Caller) -> pb.UpsertScramUserResponse:
-        caller.require_cluster(Operation.ALTER)
-        name = check_text(request.name, "name", MAX_NAME)
+        name = _name(caller, Operation.ALTER, request.name)
         mechanism = _mechanism(request.mechanism)
         credential = await blocking(_credential, request, mechanism)  # PBKDF2 off the event loop
         await blocking(self.store.upsert, name, credential)
@@ -82,8 +107,7 @@ class UserService(Service, admin_pb2_grpc.UserServiceServicer):
 
     @rpc
     async def DeleteScramUser(self, request: pb.DeleteScramUserRequest, caller: Caller) -> pb.DeleteScramUserResponse:
-        caller.require_cluster(Operation.ALTER)
-        name = check_text(request.name, "name", MAX_NAME)
+        name = _name(caller, Operation.ALTER, request.name)
         known = self.store.describe().get(name, {})
         if request.mechanism == pb.SCRAM_MECHANISM_UNSPECIFIED:
             mechanisms = sorted(known)
@@ -97,9 +121,11 @@ class UserService(Service, admin_pb2_grpc.UserServiceServicer):
 
     @rpc
     async def ListScramUsers(self, request: pb.ListScramUsersRequest, caller: Caller) -> pb.ListScramUsersResponse:
-        caller.require_cluster(Operation.DESCRIBE)
+        allowed = _manageable(caller, Operation.DESCRIBE)
         check_count(request.names, "names")
         known = self.store.describe()
+        if allowed is not None:  # another tenant's users do not exist here
+            known = {n: c for n, c in known.items() if allowed(n)}
         names = [check_text(n, "names", MAX_NAME) for n in dict.fromkeys(request.names)] or sorted(known)
         users = []
         for name in names:

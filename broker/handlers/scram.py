@@ -129,11 +129,13 @@ async def alter_user_scram_credentials(ctx, req: AlterUserScramCredentialsReques
 
 
 def _outside_tenant(ctx, names) -> list[str]:
-    """The distinct names of users outside the session's tenant; none for a session of no tenant."""
-    tenant = ctx.broker.authorizer.tenant_of(ctx.session)
+    """The distinct names of users outside the session's tenant (super users always are, even when
+    listed as members); none for a session of no tenant."""
+    authorizer = ctx.broker.authorizer
+    tenant = authorizer.tenant_of(ctx.session)
     if tenant is None:
-        return []
-    return [n for n in dict.fromkeys(names) if f"User:{n}" not in tenant.members]
+        return set()
+    return {n for n in dict.fromkeys(names) if not tenant.has_user(n) or f"User:{n}" in authorizer.super_users}
 
 
 @api(DescribeUserScramCredentialsRequest)

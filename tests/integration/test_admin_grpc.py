@@ -17,6 +17,7 @@ from keystream.broker.protocol.messages.describe_client_quotas_request import De
 from tests.fixtures.admin_grpc import TIMEOUT_S, admin_broker, admin_channel
 from tests.fixtures.clients import create_topic, wire
 from tests.fixtures.sasl import sasl_wire, scram_login
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.wire import unique_name
 
 pytestmark = pytest.mark.keystream_only
@@ -37,6 +38,10 @@ def _code(call, *args) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call(*args, timeout=TIMEOUT_S)
     return info.value.code()
+
+
+def _counts(usage: pb.TenantUsage) -> tuple[int, int]:
+    return usage.topics, usage.partitions
 
 
 def _tenant_name() -> str:
@@ -64,9 +69,10 @@ def test_tenant_lifecycle(broker, channel):
         grpc.StatusCode.ALREADY_EXISTS
 
     create_topic(broker, f"{name}.orders", partitions=3)
-    got = stub.GetTenant(pb.GetTenantRequest(name=name), timeout=TIMEOUT_S)
-    assert (got.usage.topics, got.usage.partitions) == (1, 3)
-    assert name in [t.name for t in stub.ListTenants(pb.ListTenantsRequest(), timeout=TIMEOUT_S).tenants]
+    wait_for(lambda: _counts(stub.GetTenant(pb.GetTenantRequest(name=name), timeout=TIMEOUT_S).usage) == (1, 3), 10,
+             message="the tenant's topics and partitions in its usage")  # partitions are recounted periodically
+    listed = {t.name: t for t in stub.ListTenants(pb.ListTenantsRequest(), timeout=TIMEOUT_S).tenants}
+    assert not listed[name].HasField("usage")  # asked for only when wanted: it costs a pass over the topics
 
     # one quota key changed, one limit cleared, the rest kept
     updated = stub.UpdateTenant(pb.UpdateTenantRequest(
@@ -182,6 +188,46 @@ def test_update_adds_and_removes_principals_one_by_one(channel):
         stub.UpdateTenant(request, timeout=TIMEOUT_S)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == f"remove_members: {alice} is not a member of tenant {name}"
+    stub.DeleteTenant(pb.DeleteTenantRequest(name=name), timeout=TIMEOUT_S)
+
+
+def test_list_tenants_with_usage_counts_each_tenant_in_one_pass(broker, channel):
+    stub = rpc.TenantServiceStub(channel)
+    a, b = _tenant_name(), _tenant_name()
+    for name in (a, b):
+        stub.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(name=name)), timeout=TIMEOUT_S)
+    create_topic(broker, f"{a}.orders", partitions=2)
+    create_topic(broker, f"{a}.audit", partitions=1)
+    create_topic(broker, f"{b}.events", partitions=4)
+    create_topic(broker, f"{a}", partitions=1)        # no dot: no tenant's
+    create_topic(broker, f"{a}x.orders", partitions=1)  # another prefix
+
+    def listed():
+        found = stub.ListTenants(pb.ListTenantsRequest(include_usage=True), timeout=TIMEOUT_S).tenants
+        return {t.name: _counts(t.usage) for t in found if t.name in (a, b)}
+    wait_for(lambda: listed() == {a: (2, 3), b: (1, 4)}, 10, message=lambda: f"usage of {a}, {b}: {listed()}")
+    assert _counts(stub.GetTenant(pb.GetTenantRequest(name=a), timeout=TIMEOUT_S).usage) == (2, 3)
+    for name in (a, b):
+        stub.DeleteTenant(pb.DeleteTenantRequest(name=name), timeout=TIMEOUT_S)
+
+
+def test_update_without_a_mask_changes_only_the_fields_it_sets(channel):
+    """AIP-134: no mask means the fields set in the request, never "replace everything"."""
+    stub = rpc.TenantServiceStub(channel)
+    name = _tenant_name()
+    alice, boss = f"User:{name}-alice", f"User:{name}-boss"
+    stub.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+        name=name, members=[alice], admins=[boss], quotas={"producer_byte_rate": 1e6}, max_partitions=10,
+        max_storage_bytes=1 << 30)), timeout=TIMEOUT_S)
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name, max_partitions=20)), timeout=TIMEOUT_S)
+    assert (set(t.members), list(t.admins), dict(t.quotas)) == ({alice, boss}, [boss], {"producer_byte_rate": 1e6})
+    assert (t.max_partitions, t.max_storage_bytes) == (20, 1 << 30)
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name, quotas={"consumer_byte_rate": 2e6})),
+                          timeout=TIMEOUT_S)
+    assert dict(t.quotas) == {"consumer_byte_rate": 2e6} and set(t.members) == {alice, boss}  # the map is a field
+    t = stub.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name=name)), timeout=TIMEOUT_S)  # nothing set
+    assert (set(t.members), list(t.admins), t.max_partitions, t.max_storage_bytes) == ({alice, boss}, [boss], 20,
+                                                                                      1 << 30)
     stub.DeleteTenant(pb.DeleteTenantRequest(name=name), timeout=TIMEOUT_S)
 
 

@@ -1,7 +1,8 @@
 """Attacks on the gRPC admin API: clients that cannot authenticate, principals without the right,
 a tenant admin reaching beyond its tenant (other tenants, new tenants, quotas, ACLs spanning
-tenants, other tenants' SCRAM users), malformed, oversized or unknown-enum requests, and garbage on
-the TLS/HTTP/2 connection. Each is refused with the status the API documents, names nothing that
+tenants, other tenants' SCRAM users), tenant principals holding Cluster ACLs (still confined to
+their tenant), ACLs outliving a principal's membership, racing writes, malformed, oversized or
+unknown-enum requests, and garbage on the TLS/HTTP/2 connection. Each is refused with the status the API documents, names nothing that
 exists, leaves the server serving, and the broker logs no traceback (the fixture checks)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -18,7 +20,7 @@ from keystream.broker.admin.v1 import admin_pb2 as pb
 from keystream.broker.admin.v1 import admin_pb2_grpc as rpc
 from tests.fixtures.admin_grpc import TIMEOUT_S, admin_broker, admin_channel
 from tests.fixtures.broker import TlsMaterial
-from tests.fixtures.waiting import Deadline
+from tests.fixtures.waiting import Deadline, wait_for
 
 pytestmark = pytest.mark.keystream_only
 
@@ -29,8 +31,9 @@ TENANT = "acme"
 
 @pytest.fixture(scope="module")
 def broker(module_broker_factory):
-    """Tenants acme (member acme-dev, admin acme-boss) and globex (member globex-dev, SCRAM user globex-app)."""
-    b = admin_broker(module_broker_factory)
+    """Tenants acme (member acme-dev, admin acme-boss) and globex (member globex-dev, SCRAM user globex-app);
+    super users: the admin certificate and the SCRAM user `admin`, as `keystream up` has them."""
+    b = admin_broker(module_broker_factory, **{"super.users": f"{TlsMaterial.ADMIN};User:admin"})
     with admin_channel(b) as ch:
         tenants = rpc.TenantServiceStub(ch)
         tenants.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
@@ -224,11 +227,176 @@ def test_tenant_admin_cannot_touch_scram_users(broker, boss, admin):
             request = pb.UpsertScramUserRequest(name=name, password="x", mechanism=pb.SCRAM_MECHANISM_SCRAM_SHA_512)
             assert _status(u.UpsertScramUser, request) == (DENIED, "Cluster authorization failed."), name
         assert _code(u.DeleteScramUser, pb.DeleteScramUserRequest(name="globex-app")) == DENIED
-        assert _code(u.ListScramUsers, pb.ListScramUsersRequest(names=["globex-app"])) == DENIED
+        # acme has no SCRAM user: another tenant's reads as missing
+        assert _status(u.ListScramUsers, pb.ListScramUsersRequest(names=["globex-app"])) == \
+            (grpc.StatusCode.NOT_FOUND, "user globex-app has no SCRAM credential")
+        assert not u.ListScramUsers(pb.ListScramUsersRequest(), timeout=TIMEOUT_S).users
         assert _code(rpc.ClusterServiceStub(ch).GetStatus, pb.GetStatusRequest()) == DENIED
     listed = rpc.UserServiceStub(admin).ListScramUsers(pb.ListScramUsersRequest(names=["globex-app"]),
                                                        timeout=TIMEOUT_S).users
     assert [x.name for x in listed] == ["globex-app"]  # untouched
+
+
+EVERYTHING = pb.AclBindingFilter(resource_type=pb.RESOURCE_TYPE_ANY, pattern_type=pb.PATTERN_TYPE_ANY,
+                                 operation=pb.OPERATION_ANY, permission=pb.PERMISSION_ANY)
+
+
+def _cluster_acls(principal: str) -> list[pb.AclBinding]:
+    return [pb.AclBinding(resource_type=pb.RESOURCE_TYPE_CLUSTER, resource_name="kafka-cluster", host="*",
+                          pattern_type=pb.PATTERN_TYPE_LITERAL, principal=principal, operation=op,
+                          permission=pb.PERMISSION_ALLOW) for op in (pb.OPERATION_ALTER, pb.OPERATION_DESCRIBE)]
+
+
+@pytest.fixture(scope="module")
+def initech_certificates(broker):
+    return {"dev": broker.tls.client("initech-dev", common_name="initech-dev"),
+            "boss": broker.tls.client("initech-boss", common_name="initech-boss")}
+
+
+@pytest.fixture
+def initech(admin, initech_certificates):
+    """Tenant initech: member CN=initech-dev, admin CN=initech-boss, SCRAM users initech-app and (an
+    operator's slip) the super user `admin`; both certificates hold Cluster ALTER and DESCRIBE through
+    ACLs the super user granted. Everything is gone afterwards."""
+    t, u, a = rpc.TenantServiceStub(admin), rpc.UserServiceStub(admin), rpc.AclServiceStub(admin)
+    dev, boss = "User:CN=initech-dev", "User:CN=initech-boss"
+    t.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(
+        name="initech", members=[dev, "User:initech-app", "User:admin"], admins=[boss])), timeout=TIMEOUT_S)
+    a.CreateAcls(pb.CreateAclsRequest(bindings=_cluster_acls(dev) + _cluster_acls(boss)), timeout=TIMEOUT_S)
+    u.UpsertScramUser(pb.UpsertScramUserRequest(name="initech-app", password="initech-secret",
+                                                mechanism=pb.SCRAM_MECHANISM_SCRAM_SHA_256), timeout=TIMEOUT_S)
+    yield initech_certificates
+    t.DeleteTenant(pb.DeleteTenantRequest(name="initech"), timeout=TIMEOUT_S)
+    a.DeleteAcls(pb.DeleteAclsRequest(filters=[EVERYTHING]), timeout=TIMEOUT_S)
+    u.DeleteScramUser(pb.DeleteScramUserRequest(name="initech-app"), timeout=TIMEOUT_S)
+
+
+def _scram_users(admin) -> dict[str, list[tuple[int, int]]]:
+    users = rpc.UserServiceStub(admin).ListScramUsers(pb.ListScramUsersRequest(), timeout=TIMEOUT_S).users
+    return {x.name: [(c.mechanism, c.iterations) for c in x.credentials] for x in users}
+
+
+@pytest.mark.parametrize("who", ["dev", "boss"])
+def test_cluster_acls_give_a_tenant_principal_nothing_beyond_its_tenant(broker, admin, initech, who):
+    users_before = _scram_users(admin)
+    sha = pb.SCRAM_MECHANISM_SCRAM_SHA_512
+    with admin_channel(broker, initech[who]) as ch:
+        t, u, q = rpc.TenantServiceStub(ch), rpc.UserServiceStub(ch), rpc.QuotaServiceStub(ch)
+        refused = [
+            # the super user's credential (the tenant names it, by mistake), another tenant's, no tenant's
+            (u.UpsertScramUser, pb.UpsertScramUserRequest(name="admin", password="pwned", mechanism=sha)),
+            (u.UpsertScramUser, pb.UpsertScramUserRequest(name="globex-app", password="pwned", mechanism=sha)),
+            (u.UpsertScramUser, pb.UpsertScramUserRequest(name="mallory", password="pwned", mechanism=sha)),
+            (u.DeleteScramUser, pb.DeleteScramUserRequest(name="globex-app")),
+            (u.DeleteScramUser, pb.DeleteScramUserRequest(name="admin")),
+            # growing a tenant, making one, touching another, quotas, the cluster's status
+            (t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name="initech"), add_members=["User:CN=mallory"])),
+            (t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name="initech", max_partitions=10**9))),
+            (t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name="globex"), add_members=["User:CN=mallory"])),
+            (t.CreateTenant, pb.CreateTenantRequest(tenant=pb.Tenant(name="evil", members=["User:CN=mallory"]))),
+            (t.DeleteTenant, pb.DeleteTenantRequest(name="globex")),
+            (q.SetQuotas, pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+                entity=_entity(tenant="initech"), set={"producer_byte_rate": 1e12})])),
+            (q.SetQuotas, pb.SetQuotasRequest(alterations=[pb.QuotaAlteration(
+                entity=_entity(user=None), set={"producer_byte_rate": 1})])),
+            (rpc.ClusterServiceStub(ch).GetStatus, pb.GetStatusRequest()),
+        ]
+        for call, request in refused:
+            assert _status(call, request) == (DENIED, "Cluster authorization failed."), request
+        # its own tenant's SCRAM users only: the others read as missing
+        assert [x.name for x in u.ListScramUsers(pb.ListScramUsersRequest(), timeout=TIMEOUT_S).users] == \
+            ["initech-app"]
+        for name in ("globex-app", "admin"):
+            assert _code(u.ListScramUsers, pb.ListScramUsersRequest(names=[name])) == grpc.StatusCode.NOT_FOUND
+        u.UpsertScramUser(pb.UpsertScramUserRequest(name="initech-app", password="rotated", mechanism=sha),
+                          timeout=TIMEOUT_S)
+        # ACLs: its tenant's only, the Cluster ACLs (not in its scope) stay hidden
+        assert not rpc.AclServiceStub(ch).ListAcls(pb.ListAclsRequest(filter=EVERYTHING), timeout=TIMEOUT_S).bindings
+        if who == "boss":  # a tenant admin reads its own tenant, nothing more
+            assert [x.name for x in t.ListTenants(pb.ListTenantsRequest(), timeout=TIMEOUT_S).tenants] == ["initech"]
+            assert _code(t.GetTenant, pb.GetTenantRequest(name="globex")) == grpc.StatusCode.NOT_FOUND
+        else:
+            assert _code(t.ListTenants, pb.ListTenantsRequest()) == DENIED
+            assert _code(q.ListQuotas, pb.ListQuotasRequest()) == DENIED
+    users_after = _scram_users(admin)
+    assert "admin" not in users_after and "mallory" not in users_after
+    assert users_after["globex-app"] == users_before["globex-app"]
+    assert users_after["initech-app"] == [(pb.SCRAM_MECHANISM_SCRAM_SHA_256, 8192), (sha, 8192)]
+    tenants = {x.name: x for x in rpc.TenantServiceStub(admin).ListTenants(pb.ListTenantsRequest(),
+                                                                           timeout=TIMEOUT_S).tenants}
+    assert set(tenants) == {TENANT, "globex", "initech"}
+    assert "User:CN=mallory" not in tenants["initech"].members and not tenants["initech"].HasField("max_partitions")
+    assert dict(tenants["globex"].quotas) == {"producer_byte_rate": 1e6}
+
+
+def _acls_of(admin, principal: str) -> list[str]:
+    flt = pb.AclBindingFilter(resource_type=pb.RESOURCE_TYPE_ANY, pattern_type=pb.PATTERN_TYPE_ANY, principal=principal,
+                              operation=pb.OPERATION_ANY, permission=pb.PERMISSION_ANY)
+    return sorted(b.resource_name for b in
+                  rpc.AclServiceStub(admin).ListAcls(pb.ListAclsRequest(filter=flt), timeout=TIMEOUT_S).bindings)
+
+
+@pytest.fixture
+def acls_cleared(admin):
+    """Deletes every ACL afterwards, passed or failed: other tests here count on there being none."""
+    yield
+    rpc.AclServiceStub(admin).DeleteAcls(pb.DeleteAclsRequest(filters=[EVERYTHING]), timeout=TIMEOUT_S)
+
+
+def test_a_principal_leaving_its_tenant_loses_the_tenant_acls_naming_it(broker, admin, acls_cleared):
+    """A tenant admin's `hooli.` PREFIXED ALL for a member would, once the member left, be an
+    ordinary ACL granting all of hooli's topics, which no tenant admin sees any more."""
+    dev, boss = "User:CN=hooli-dev", "User:CN=hooli-boss"
+    t, a = rpc.TenantServiceStub(admin), rpc.AclServiceStub(admin)
+    t.CreateTenant(pb.CreateTenantRequest(tenant=pb.Tenant(name="hooli", members=[dev], admins=[boss])),
+                   timeout=TIMEOUT_S)
+    with admin_channel(broker, broker.tls.client("hooli-boss", common_name="hooli-boss")) as ch:
+        rpc.AclServiceStub(ch).CreateAcls(pb.CreateAclsRequest(bindings=[
+            _acl(T, "hooli.", dev, PREFIXED, pb.OPERATION_ALL).bindings[0],
+            _acl(G, "hooli.g", dev).bindings[0], _acl(T, "hooli.", boss, PREFIXED).bindings[0]]), timeout=TIMEOUT_S)
+    a.CreateAcls(_acl(T, "plain", dev), timeout=TIMEOUT_S)  # the cluster admin's, outside the tenant: kept
+    assert _acls_of(admin, dev) == ["hooli.", "hooli.g", "plain"]
+
+    t.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name="hooli"), remove_members=[dev]), timeout=TIMEOUT_S)
+    assert _acls_of(admin, dev) == ["plain"]
+    assert _acls_of(admin, boss) == ["hooli."]
+    wait_for(lambda: "updated tenant hooli: members -[User:CN=hooli-dev] (2 ACLs of removed members deleted)"
+             in broker.log_text(), 10, message="the update's log line")
+
+    t.DeleteTenant(pb.DeleteTenantRequest(name="hooli"), timeout=TIMEOUT_S)
+    assert _acls_of(admin, boss) == []
+    wait_for(lambda: "deleted tenant hooli (1 ACLs of its members deleted)" in broker.log_text(), 10,
+             message="the delete's log line")
+
+
+def test_racing_tenant_writes_never_undo_each_other(admin):
+    t = rpc.TenantServiceStub(admin)
+    members = [f"User:racer-{i}" for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        def outcomes(calls):
+            futures = [pool.submit(call, request, timeout=TIMEOUT_S) for call, request in calls]
+            return [f.exception().code() if f.exception() else grpc.StatusCode.OK for f in futures]
+
+        # one name created by 8 callers at once, each with another member: one wins, whole
+        codes = outcomes([(t.CreateTenant, pb.CreateTenantRequest(tenant=pb.Tenant(name="racers", members=[m])))
+                          for m in members])
+        assert (codes.count(grpc.StatusCode.OK), codes.count(grpc.StatusCode.ALREADY_EXISTS)) == (1, 7), codes
+        winner = members[codes.index(grpc.StatusCode.OK)]
+        assert list(t.GetTenant(pb.GetTenantRequest(name="racers"), timeout=TIMEOUT_S).members) == [winner]
+
+        # 8 members removed by 8 callers at once: none comes back
+        t.UpdateTenant(pb.UpdateTenantRequest(tenant=pb.Tenant(name="racers"), add_members=members), timeout=TIMEOUT_S)
+        assert outcomes([(t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name="racers"), remove_members=[m]))
+                         for m in members]) == [grpc.StatusCode.OK] * 8
+        assert not t.GetTenant(pb.GetTenantRequest(name="racers"), timeout=TIMEOUT_S).members
+
+        # updates racing the delete: the tenant stays deleted
+        codes = outcomes([(t.DeleteTenant, pb.DeleteTenantRequest(name="racers"))] + [
+            (t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name="racers"), add_members=[m]))
+            for m in members[:4]])
+        assert codes[0] == grpc.StatusCode.OK
+        assert set(codes[1:]) <= {grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND}
+        assert _code(t.GetTenant, pb.GetTenantRequest(name="racers")) == grpc.StatusCode.NOT_FOUND
 
 
 def _acl(rtype, name, principal="User:CN=acme-dev", pattern=pb.PATTERN_TYPE_LITERAL, op=pb.OPERATION_READ):
@@ -311,6 +479,8 @@ def _bad_tenants():
     yield pb.Tenant(name="ok", quotas={"consumer_byte_rate": math.nan})
     yield pb.Tenant(name="ok", quotas={"request_percentage": math.inf})
     yield pb.Tenant(name="ok", quotas={"bogus_rate": 1})
+    yield pb.Tenant(name="ok", quotas={"producer_byte_rate": 0.5})  # byte rates are whole, as SetQuotas has them
+    yield pb.Tenant(name="ok", quotas={"consumer_byte_rate": 1e19})  # past a LONG
     yield pb.Tenant(name="ok", max_partitions=-1)
     yield pb.Tenant(name="ok", max_storage_bytes=-5)
 
@@ -328,6 +498,9 @@ def test_malformed_updates_and_users_are_invalid_argument(admin):
     negative = pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT, quotas={"producer_byte_rate": -100}),
                                       update_mask=FieldMask(paths=["quotas"]))
     assert _code(t.UpdateTenant, negative) == INVALID
+    for quotas in ({"producer_byte_rate": 0.5}, {"consumer_byte_rate": 1e19}):
+        assert _code(t.UpdateTenant, pb.UpdateTenantRequest(tenant=pb.Tenant(name=TENANT, quotas=quotas),
+                                                            update_mask=FieldMask(paths=["quotas"]))) == INVALID
     sha = pb.SCRAM_MECHANISM_SCRAM_SHA_256
     for request in [
         pb.UpsertScramUserRequest(name="", password="x", mechanism=sha),

@@ -508,6 +508,14 @@ def test_rights_on_the_cluster_stay_inside_the_tenant(h):
             (E.RESOURCE_NOT_FOUND, "Attempt to describe a user credential that does not exist: gina")]
         takeover = h.call(ALICE, AlterUserScramCredentialsRequest(deletions=[ScramCredentialDeletion("gina", 1)]), 0)
         assert codes(takeover) == {C} and h.broker.scram.lookup("gina", "SCRAM-SHA-256") is not None
+        # a super user listed as a member by mistake is still never the tenant's to change
+        acme = h.broker.tenants.get("acme")
+        h.broker.tenants.put(Tenant("acme", acme.members | {"User:admin"}, acme.admins))
+        try:
+            takeover = h.call(ALICE, AlterUserScramCredentialsRequest(deletions=[ScramCredentialDeletion("admin", 1)]), 0)
+            assert codes(takeover) == {C}
+        finally:
+            h.broker.tenants.put(acme)
         h.broker.tenants.put(Tenant("globex", frozenset({"User:gina"}), quotas={"producer_byte_rate": 1e9}))
         assert h.call(ALICE, DescribeClientQuotasRequest(components=[], strict=False), 1).entries == []
         alter = h.call(ALICE, AlterClientQuotasRequest(entries=[EntryData(

@@ -7,6 +7,8 @@ Authorizer over the same log. Tenants: `acme` (User:alice, Group:acme-devs; admi
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 
 import pytest
@@ -22,7 +24,15 @@ from keystream.auth.acl import (
 )
 from keystream.auth.acl.authorizer import TENANT_IMPLICIT, tenant_acl_scope
 from keystream.auth.principal import Principal, Session
-from keystream.auth.tenants import KEY_PREFIX, InvalidTenant, Tenant, TenantConflict, TenantStore
+from keystream.auth.tenants import (
+    KEY_PREFIX,
+    InvalidTenant,
+    Tenant,
+    TenantConflict,
+    TenantExists,
+    TenantNotFound,
+    TenantStore,
+)
 from keystream.broker.log import LogManager
 from keystream.broker.metadata_log import MetadataLog
 
@@ -131,6 +141,8 @@ def test_tenant_name_limits():
     {"quotas": {"producer_byte_rate": -5}},
     {"quotas": {"consumer_byte_rate": float("inf")}},
     {"quotas": {"request_percentage": True}},
+    {"quotas": {"producer_byte_rate": 0.5}},  # byte rates are LONGs, as SetQuotas and Kafka have them
+    {"quotas": {"consumer_byte_rate": 1e19}},  # past a LONG
     {"max_partitions": -1},
     {"max_partitions": 1.5},
     {"max_storage_bytes": True},
@@ -138,6 +150,19 @@ def test_tenant_name_limits():
 def test_tenant_refuses_bad_principals_quotas_and_limits(kwargs):
     with pytest.raises(InvalidTenant):
         Tenant("acme", **kwargs)
+
+
+def test_tenant_quotas_follow_the_client_quota_rule():
+    with pytest.raises(InvalidTenant, match="producer_byte_rate cannot be a fractional value"):
+        Tenant("acme", quotas={"producer_byte_rate": 1024.5})
+    ok = Tenant("acme", quotas={"producer_byte_rate": 1024, "request_percentage": 0.5})
+    assert dict(ok.quotas) == {"producer_byte_rate": 1024.0, "request_percentage": 0.5}
+
+
+def test_has_user_names_the_scram_users_among_the_members():
+    assert ACME.has_user("alice") and ACME.has_user("ann")
+    for name in ("acme-devs", "gina", "Alice", "User:alice", ""):
+        assert not ACME.has_user(name), name
 
 
 def test_tenant_json_round_trip():
@@ -154,8 +179,8 @@ def test_store_put_get_all_remove(world):
     w.tenants.put(ACME)
     assert [t.name for t in w.tenants.all()] == ["acme", "globex"]
     assert w.tenants.get("acme") == ACME
-    assert w.tenants.remove("acme") is True
-    assert w.tenants.remove("acme") is False
+    assert w.tenants.remove("acme") == ACME
+    assert w.tenants.remove("acme") is None
     assert w.tenants.get("acme") is None and w.tenants.of(ALICE) is None
     assert dict(w.meta.replay(KEY_PREFIX)).keys() == {b"tenant\0globex"}
 
@@ -172,6 +197,84 @@ def test_a_principal_belongs_to_at_most_one_tenant(world):
     w.tenants.put(Tenant("acme", frozenset({"User:alice"})))
     w.tenants.put(Tenant("globex", frozenset({"User:ann", "Group:acme-devs"})))
     assert w.tenants.of(ANN).name == "globex" and w.tenants.of(DEV).name == "globex"
+
+
+def test_create_refuses_a_taken_name_or_principal(world):
+    w = world()
+    w.tenants.create(ACME)
+    with pytest.raises(TenantExists, match="tenant acme already exists"):
+        w.tenants.create(Tenant("acme", frozenset({"User:zoe"})))
+    with pytest.raises(TenantConflict):
+        w.tenants.create(Tenant("initech", frozenset({"User:alice"})))
+    assert w.tenants.all() == [ACME]
+
+
+def test_update_answers_before_and_after_and_writes_nothing_on_failure(world):
+    w = world()
+    w.tenants.create(ACME)
+    w.tenants.create(GLOBEX)
+    before, after = w.tenants.update("acme", lambda t: dataclasses.replace(t, max_partitions=5))
+    assert (before, after.max_partitions, w.tenants.get("acme")) == (ACME, 5, after)
+    with pytest.raises(TenantNotFound, match="tenant nosuch does not exist"):
+        w.tenants.update("nosuch", lambda t: t)
+    for change, error in [(lambda t: dataclasses.replace(t, members=t.members | {"User:gina"}), TenantConflict),
+                          (lambda t: Tenant("acme2"), ValueError),
+                          (lambda t: dataclasses.replace(t, quotas={"producer_byte_rate": 0.5}), InvalidTenant)]:
+        with pytest.raises(error):
+            w.tenants.update("acme", change)
+    assert w.tenants.get("acme") == after and w.tenants.get("acme2") is None
+    assert world().tenants.all() == [after, GLOBEX]  # what the log holds
+
+
+def _together(n: int, fn) -> list:
+    """fn(0) .. fn(n-1) in n threads released at once; their results or exceptions."""
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_concurrent_creates_of_one_name_store_exactly_one(world):
+    w = world()
+    results = _together(8, lambda i: w.tenants.create(Tenant("acme", frozenset({f"User:u{i}"}))))
+    winners = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, TenantExists) for i, r in enumerate(results) if i not in winners)
+    assert w.tenants.get("acme").members == {f"User:u{winners[0]}"}
+    assert world().tenants.get("acme").members == {f"User:u{winners[0]}"}
+
+
+def test_concurrent_updates_never_undo_each_other(world):
+    w = world()
+    w.tenants.create(Tenant("acme", frozenset(f"User:u{i}" for i in range(16))))
+    results = _together(16, lambda i: w.tenants.update(
+        "acme", lambda t: dataclasses.replace(t, members=t.members - {f"User:u{i}"})))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert w.tenants.get("acme").members == frozenset()
+    assert world().tenants.get("acme").members == frozenset()
+
+
+def test_an_update_racing_a_remove_never_brings_the_tenant_back(world):
+    w = world()
+    for _ in range(10):
+        w.tenants.create(ACME)
+        removed, updated = _together(2, lambda i: w.tenants.remove("acme") if i == 0 else w.tenants.update(
+            "acme", lambda t: dataclasses.replace(t, members=t.members | {"User:zoe"})))
+        assert removed is not None and w.tenants.get("acme") is None
+        assert isinstance(updated, TenantNotFound) or removed == updated[1]  # the update came first
+    assert world().tenants.get("acme") is None
 
 
 def test_store_survives_a_fresh_broker_without_a_clean_close(world, tmp_path):
@@ -338,7 +441,12 @@ def test_cluster_operations_come_only_from_acls(two):
 def test_allow_everyone_if_no_acl_found_never_applies_to_tenants(world):
     w = world(**{"allow.everyone.if.no.acl.found": True})
     w.tenants.put(ACME)
-    assert w.allowed(BOB, Op.ALTER, R.CLUSTER, CLUSTER) and w.allowed(BOB, Op.READ, R.TOPIC, "acme.orders")
+    assert w.allowed(BOB, Op.ALTER, R.CLUSTER, CLUSTER) and w.allowed(BOB, Op.READ, R.TOPIC, "plain")
+    # nor to names in a tenant's namespace, for anyone: they carry no ACL and would be open to all
+    for rtype in (R.TOPIC, R.GROUP, R.TRANSACTIONAL_ID):
+        assert not w.allowed(BOB, Op.READ, rtype, "acme.orders") and w.allowed(BOB, Op.READ, rtype, "acme2.orders")
+    w.acls(acl("User:bob", Op.READ, R.TOPIC, "acme.shared"))
+    assert w.allowed(BOB, Op.READ, R.TOPIC, "acme.shared")  # an explicit ALLOW still works
     assert not w.allowed(ALICE, Op.ALTER, R.CLUSTER, CLUSTER)
     assert not w.allowed(ALICE, Op.READ, R.TOPIC, "plain")
     assert not w.allowed(ALICE, Op.ALTER_CONFIGS, R.GROUP, "acme.orders")  # not implicit: needs a real ALLOW

@@ -17,6 +17,7 @@ from keystream.broker.groups import GroupCoordinator
 from keystream.broker.log import LogManager
 from keystream.broker.metadata_log import MetadataLog
 from keystream.broker.producer_ids import ProducerIdManager
+from keystream.broker.quotas import QuotaManager
 from keystream.broker.tenant_usage import TenantUsage
 
 log = logging.getLogger("keystream.broker")
@@ -59,6 +60,7 @@ class Broker:
         self.tenants = TenantStore(self.metadata)
         self.authorizer = Authorizer(config, self.metadata, self.tenants)
         self.tenant_usage = TenantUsage(self.logs, self.tenants, self.authorizer)  # usage figures and limits
+        self.quotas = QuotaManager(config, self.metadata, self.authorizer)  # client quotas, loaded in start()
         self.scram = ScramStore(self.metadata)
         self.group_commits = GroupCommits()
         self.schema_validator = None  # topics with confluent.*.schema.validation; needs a registry URL
@@ -76,6 +78,7 @@ class Broker:
         self.logs.load()
         self.metadata.open()
         self.tenants.load()
+        self.quotas.load()
         self.authorizer.load()
         self.scram.load()
         await self.groups.start()

@@ -16,6 +16,9 @@ class RequestContext:
     correlation_id: int
     client_id: str | None
     session: Session
+    # A byte-rate throttle for a request answered without a response (acks=0 produce): the server
+    # mutes the connection for it all the same.
+    throttle_ms: int = 0
 
     @property
     def client_host(self) -> str:

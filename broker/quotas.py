@@ -21,7 +21,7 @@ count together; under `(user default)` each user has a rate of its own.
 AlterClientQuotas with entity type `tenant`) apply to all its members together, one rate per tenant.
 They apply on top of the user/client-id quota: a request is recorded in both, and the longer of the two
 throttle times is the answer, as Kafka does for a request over both its byte-rate and request quota.
-`QuotaManager.tenant_of(session)` is the one place a session's tenant is resolved.
+A session's tenant is the authorizer's (`Authorizer.tenant_of`: none for super users).
 
 **Throttling** (KIP-219): the throttle time is the time the rate needs to fall back to the quota if
 nothing more is recorded, `(observed - quota) / quota * window`, as Kafka's QuotaUtils.throttleTime.
@@ -42,16 +42,19 @@ written as one fsynced batch per AlterClientQuotas request, and applied in memor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from keystream.auth.acl import Authorizer
     from keystream.auth.principal import Session
     from keystream.auth.tenants import Tenant
 
@@ -67,6 +70,10 @@ MAX_ENTITY_NAME = 1024  # a longer user or client id in a quota entity is refuse
 # Sensors not recorded in for this long are dropped (Kafka: InactiveSensorExpirationTimeSeconds).
 SENSOR_EXPIRY_MS = 3600 * 1000
 _SWEEP_EVERY_MS = 60 * 1000
+# Rates kept at most (least recently recorded dropped first): under a client-id default quota every
+# client id a connection sends (up to 32 KiB each) would otherwise hold a rate for an hour.
+MAX_RATES = 50_000
+_MAX_TAG = 64  # a longer user or client id keys its rate by a 16-byte digest
 
 Entity = tuple[tuple[str, str | None], ...]  # sorted (entity type, name or None for the default) pairs
 
@@ -92,7 +99,11 @@ def user_name(session: Session) -> str:
 class Rate:
     """Values recorded in `samples` windows of `window_ms` (plus one overlapping window), measured
     as a per-second rate over the elapsed time, which counts as at least `samples - 1` whole windows
-    (Kafka's Rate.windowSize), so the first burst after idle is not measured over a few ms."""
+    (Kafka's Rate.windowSize), so the first burst after idle is not measured over a few ms.
+
+    As Kafka since apache/kafka#15889 (May 2024, "Fix rate metric spikes"): a ring of `samples + 1`, a sample
+    purged once its last record is `samples` windows old, the window measured from the oldest sample's
+    start. (Earlier Kafka kept `samples` and purged by the window start.)"""
 
     __slots__ = ("samples", "window_ms", "_current", "_starts", "_lasts", "_values", "last_record_ms")
 
@@ -286,27 +297,16 @@ def _precedence(user: str, client_id: str) -> list[tuple[Entity, tuple[str, str]
 
 
 class QuotaManager:
-    """Records usage per quota type and answers throttle times; one per broker (`QuotaManager.of`)."""
+    """Records usage per quota type and answers throttle times; one per broker (`broker.quotas`)."""
 
-    def __init__(self, config, metadata_log, tenants=None, clock=None):
+    def __init__(self, config, metadata_log, authorizer: Authorizer | None = None, clock=None):
         self.samples = int(config["quota.window.num"])
         self.window_ms = int(config["quota.window.size.seconds"]) * 1000
         self.store = QuotaStore(metadata_log)
-        self.tenants = tenants  # H8a's TenantStore, or None
+        self.authorizer = authorizer  # resolves a session's tenant; None: no tenant quotas
         self._clock = clock or (lambda: int(time.monotonic() * 1000))
-        self._rates: dict[tuple, Rate] = {}
+        self._rates: OrderedDict[tuple, Rate] = OrderedDict()  # least recently recorded first
         self._next_sweep = 0
-        self._acks0_mutes: dict[int, int] = {}  # id(session) -> ms, for produce requests without a response
-
-    @classmethod
-    def of(cls, broker) -> QuotaManager:
-        """The broker's manager: `broker.quotas` when the broker made one, else made (and loaded) here once."""
-        qm = getattr(broker, "quotas", None)
-        if qm is None:
-            qm = cls(broker.config, broker.metadata, getattr(broker, "tenants", None))
-            qm.load()
-            broker.quotas = qm
-        return qm
 
     def load(self) -> None:
         self.store.load()
@@ -316,10 +316,10 @@ class QuotaManager:
 
     # -- which quota --------------------------------------------------------------------------------
     def tenant_of(self, session: Session) -> Tenant | None:
-        """The hook for tenant quotas: the session's tenant (None for super users' and others')."""
-        if self.tenants is None:
+        """The session's tenant as the authorizer resolves it (None for super users' and others')."""
+        if self.authorizer is None:
             return None
-        return self.tenants.of(session)
+        return self.authorizer.tenant_of(session)
 
     def limit(self, key: str, user: str, client_id: str) -> tuple[float, tuple[str, str]] | None:
         """(quota, metric tags) of the user/client-id quota for `key`, or None when none applies."""
@@ -336,7 +336,7 @@ class QuotaManager:
         out = []
         user_limit = self.limit(key, user_name(session), client_id or "")
         if user_limit is not None:
-            out.append(((key, "user/client-id", *user_limit[1]), user_limit[0]))
+            out.append(((key, "user/client-id", *map(_tag, user_limit[1])), user_limit[0]))
         tenant = self.tenant_of(session)
         if tenant is not None:
             value = tenant.quotas.get(key)
@@ -353,24 +353,34 @@ class QuotaManager:
 
     # -- recording ----------------------------------------------------------------------------------
     def _rate(self, rate_key: tuple, now_ms: int) -> Rate:
+        """The rate to record in now: made if missing, moved to the recent end of the LRU order."""
         if now_ms >= self._next_sweep:
             self._sweep(now_ms)
-        rate = self._rates.get(rate_key)
+        rates = self._rates
+        rate = rates.get(rate_key)
         if rate is None:
-            rate = self._rates[rate_key] = Rate(self.samples, self.window_ms)
+            rate = rates[rate_key] = Rate(self.samples, self.window_ms)
+            if len(rates) > MAX_RATES:
+                rates.popitem(last=False)
+        else:
+            rates.move_to_end(rate_key)
         return rate
 
     def _sweep(self, now_ms: int) -> None:
+        """Drops the rates idle for SENSOR_EXPIRY_MS (they are the oldest in the LRU order)."""
         self._next_sweep = now_ms + _SWEEP_EVERY_MS
-        idle = [k for k, r in self._rates.items() if now_ms - r.last_record_ms >= SENSOR_EXPIRY_MS]
-        for k in idle:
-            del self._rates[k]
+        rates = self._rates
+        while rates and now_ms - next(iter(rates.values())).last_record_ms >= SENSOR_EXPIRY_MS:
+            rates.popitem(last=False)
 
-    def throttle_ms(self, observed: float, bound: float, window_ms: int, max_ms: int) -> int:
-        """Kafka's QuotaUtils.throttleTime: (O - T) / T * W, here bounded by `max_ms`."""
+    @staticmethod
+    def throttle_ms(observed: float, bound: float, window_ms: int, max_ms: int) -> int:
+        """Kafka's QuotaUtils.throttleTime: (O - T) / T * W, here bounded by `max_ms`, which a tiny
+        quota (request_percentage=1e-310) or an infinite ratio also gets, as Math.round caps in Java."""
         if observed <= bound:
             return 0
-        return int(min(round((observed - bound) / bound * window_ms), max_ms))
+        ms = (observed - bound) / bound * window_ms
+        return round(ms) if ms < max_ms else max_ms  # False for inf and NaN too
 
     def record(self, key: str, session: Session, client_id: str | None, value: float,
                now_ms: int | None = None) -> int:
@@ -396,13 +406,12 @@ class QuotaManager:
             return math.inf
         return min(b for _, b in bounds) * (self.samples - 1) * self.window_ms / 1000
 
-    # -- produce with acks=0: no response to carry the throttle, the server mutes all the same ------
-    def mute_without_response(self, session: Session, ms: int) -> None:
-        if ms > 0:
-            self._acks0_mutes[id(session)] = max(ms, self._acks0_mutes.get(id(session), 0))
 
-    def take_mute(self, session: Session) -> int:
-        return self._acks0_mutes.pop(id(session), 0) if self._acks0_mutes else 0
+def _tag(name: str) -> str | bytes:
+    """A rate key part: the name, or a 16-byte digest of a long one (a client id may be 32 KiB)."""
+    if len(name) <= _MAX_TAG:
+        return name
+    return hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # -- request_percentage: time each step of a handler on the event loop --------------------------------

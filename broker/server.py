@@ -280,7 +280,7 @@ class Connection(asyncio.BufferedProtocol):
                         self.client_host, handler.request_cls.__name__, version, e)
             return False
         ctx = RequestContext(self.broker, version, correlation_id, header.client_id, self.session)
-        quotas = self.server.quotas()
+        quotas = self.broker.quotas
         timed = api_key not in _QUOTA_EXEMPT and quotas.enabled(REQUEST, self.session)
         try:
             if timed:
@@ -288,11 +288,11 @@ class Connection(asyncio.BufferedProtocol):
                 response = await call
             else:
                 response = await handler.fn(ctx, request)
+            self._mute_ms = self._throttle(quotas, ctx, response, call.ns if timed else None)
         except Exception:
             log.exception("closing connection from %s: %s v%d handler failed",
                           self.client_host, handler.request_cls.__name__, version)
             return False
-        self._mute_ms = self._throttle(quotas, ctx, response, call.ns if timed else None)
         if self._mute_ms:  # the throttle answered (or, for acks=0, applied): the tenant's usage figure
             self.broker.tenant_usage.throttled(self.session, self._mute_ms)
         if response is None:
@@ -303,10 +303,8 @@ class Connection(asyncio.BufferedProtocol):
     def _throttle(self, quotas: QuotaManager, ctx: RequestContext, response, handler_ns: int | None) -> int:
         """The response's throttle time: the handler's (byte rates), raised to the request_percentage
         throttle when the handler's loop time was measured; 0 for none."""
-        if response is None:  # acks=0 produce: the byte-rate mute the handler left, no response to carry it
-            throttle = quotas.take_mute(self.session)
-        else:
-            throttle = getattr(response, "throttle_time_ms", 0) or 0
+        # No response (acks=0 produce): the byte-rate mute the handler left on the context.
+        throttle = ctx.throttle_ms if response is None else getattr(response, "throttle_time_ms", 0) or 0
         if handler_ns is not None:
             request_ms = quotas.record(REQUEST, self.session, ctx.client_id, nanos_to_percentage(handler_ns))
             if request_ms > throttle and (response is None or hasattr(response, "throttle_time_ms")):
@@ -368,13 +366,6 @@ class Server:
             self.tls = TlsContexts(broker.config, {lst.name: client_auth(broker.config, lst) for lst in tls_listeners})
         has_sasl = any(lst.security_protocol.startswith("SASL_") for lst in broker.config.listeners)
         self.sasl = SaslRegistry(broker.config, broker) if has_sasl else None
-        self._quotas: QuotaManager | None = None
-
-    def quotas(self) -> QuotaManager:
-        """The broker's quota manager, made on first use (after the broker has opened its metadata log)."""
-        if self._quotas is None:
-            self._quotas = QuotaManager.of(self.broker)
-        return self._quotas
 
     def principal_of(self, ssl_object) -> Principal:
         """User:<mapped subject DN> for a client certificate; User:ANONYMOUS without one."""

@@ -8,10 +8,15 @@ Who is counted where:
 - refusals: the session's tenant for authorization denials (Authorizer.on_tenant_denial), the topic's
   tenant for limit refusals.
 
-Storage is the bytes of the tenant's partitions' segment files, summed from the log manager at most
-every REFRESH_S per tenant (that is how retention, DeleteRecords and compaction are seen), plus the
-batch bytes appended since; never a per-record cost. Counting partitions reads the topic table, and
-the callers check and create with no await between, so two creates on the event loop cannot both pass.
+Storage and partitions of every tenant are counted in one pass over the topic table, grouping topics
+by the name up to the first dot, at most every REFRESH_S (that is how retention, DeleteRecords and
+compaction are seen); storage adds the batch bytes appended since; never a per-record cost. The
+partition limit counts the tenant's partitions afresh at each check, and the callers check and create
+with no await between, so two creates on the event loop cannot both pass.
+
+Names outside every namespace that could collide with one (`acme_x` with tenant `acme`: Kafka refuses
+topics whose names differ only by '.' vs '_') are refused to everyone, so no topic outside a tenant can
+stand in the way of (and be revealed by) a member's `acme.x`.
 
 With no tenant defined every hook costs one `len()` of the tenant table.
 """
@@ -62,7 +67,8 @@ class TenantUsage:
         self.authorizer = authorizer
         self._clock = clock
         self._counts: dict[str, list[int]] = {}
-        self._storage: dict[str, list] = {}  # tenant name -> [bytes, monotonic time of the recount]
+        # The last count: (monotonic time, {tenant name: [partitions, bytes]}); swapped whole.
+        self._counted: tuple[float, dict[str, list[int]]] | None = None
         if authorizer is not None:
             authorizer.on_tenant_denial = self._denied
         _LIVE.add(self)
@@ -86,11 +92,9 @@ class TenantUsage:
         return self.tenants is not None and len(self.tenants) > 0
 
     def session_tenant(self, session: Session) -> Tenant | None:
-        if not self.active():
+        if not self.active() or self.authorizer is None:
             return None
-        if self.authorizer is not None:
-            return self.authorizer.tenant_of(session)
-        return self.tenants.of(session)
+        return self.authorizer.tenant_of(session)
 
     def topic_tenant(self, topic: str) -> Tenant | None:
         """The tenant owning the topic name (tenant names hold no dot: the name up to the first dot)."""
@@ -99,8 +103,20 @@ class TenantUsage:
         dot = topic.find(".")
         return self.tenants.get(topic[:dot]) if dot > 0 else None
 
+    def check_name(self, topic: str) -> None:
+        """POLICY_VIOLATION for a new topic outside every namespace whose name could collide with one
+        (`<tenant>_...`). Only principals of no tenant get here (members may create only inside their
+        namespace), so naming the tenant reveals nothing to a member."""
+        if not self.active():
+            return
+        cut = topic.find("_")
+        if cut > 0 and "." not in topic[:cut] and self.tenants.get(topic[:cut]) is not None:
+            raise KafkaError(ErrorCode.POLICY_VIOLATION, f"Topic names starting '{topic[:cut]}_' are reserved: "
+                             f"they could collide with the namespace '{topic[:cut]}.' of tenant {topic[:cut]}.")
+
     # -- partitions ---------------------------------------------------------------------------------
     def partitions(self, name: str) -> int:
+        """The tenant's partitions now (for the limit; the figures use the periodic count)."""
         prefix = name + "."
         return sum(len(t.partitions) for n, t in list(self.logs.topics.items()) if n.startswith(prefix))
 
@@ -121,15 +137,31 @@ class TenantUsage:
             pending[tenant.name] = pending.get(tenant.name, 0) + adding
 
     # -- storage ----------------------------------------------------------------------------------
+    def _count(self) -> dict[str, list[int]]:
+        """{tenant name: [partitions, bytes]} for every tenant with topics, recounted every REFRESH_S."""
+        counted, now = self._counted, self._clock()
+        if counted is not None and now - counted[0] < REFRESH_S:
+            return counted[1]
+        rows: dict[str, list[int]] = {}
+        tenants = self.tenants
+        for name, topic in list(self.logs.topics.items()):
+            dot = name.find(".")
+            if dot <= 0:
+                continue
+            row = rows.get(name[:dot])
+            if row is None:
+                if tenants.get(name[:dot]) is None:
+                    continue
+                row = rows[name[:dot]] = [0, 0]
+            parts = list(topic.partitions)
+            row[0] += len(parts)
+            row[1] += sum(p.size_bytes for p in parts)
+        self._counted = (now, rows)
+        return rows
+
     def storage_bytes(self, name: str) -> int:
-        entry = self._storage.get(name)
-        now = self._clock()
-        if entry is None or now - entry[1] >= REFRESH_S:
-            prefix = name + "."
-            total = sum(p.size_bytes for n, t in list(self.logs.topics.items()) if n.startswith(prefix)
-                        for p in list(t.partitions))
-            entry = self._storage[name] = [total, now]
-        return entry[0]
+        row = self._count().get(name)
+        return row[1] if row is not None else 0
 
     def check_storage(self, tenant: Tenant) -> None:
         """POLICY_VIOLATION once the tenant's storage is at or over max_storage_bytes (call only when set)."""
@@ -138,13 +170,14 @@ class TenantUsage:
             raise KafkaError(ErrorCode.POLICY_VIOLATION, storage_limit_message(tenant))
 
     def appended(self, name: str, nbytes: int) -> None:
-        entry = self._storage.get(name)
-        if entry is not None:
-            entry[0] += nbytes
+        """Adds to the last count until the next (a tenant whose first topic came since has no row yet)."""
+        counted = self._counted
+        if counted is not None:
+            counted[1].setdefault(name, [0, 0])[1] += nbytes
 
     def invalidate(self, name: str) -> None:
-        """Recount at the next look (a topic of the tenant was deleted)."""
-        self._storage.pop(name, None)
+        """Recount at the next look (a topic of tenant `name` was deleted)."""
+        self._counted = None
 
     # -- counters ---------------------------------------------------------------------------------
     def _add(self, name: str, which: int, value: int) -> None:
@@ -173,19 +206,26 @@ class TenantUsage:
     # -- reading ----------------------------------------------------------------------------------
     def _prune(self) -> None:
         """Drops the figures of deleted tenants (their metric labels go with them)."""
-        for name in [n for n in (*self._counts, *self._storage) if self.tenants.get(n) is None]:
+        for name in [n for n in self._counts if self.tenants.get(n) is None]:
             self._counts.pop(name, None)
-            self._storage.pop(name, None)
 
     def snapshot(self, tenant_name: str) -> UsageSnapshot:
-        """Safe from any thread (figures may lag the loop by a request)."""
+        """Safe from any thread (figures may lag the loop by a request, storage and partitions by
+        REFRESH_S)."""
         self._prune()
-        counts = self._counts.get(tenant_name, (0, 0, 0, 0))
-        return UsageSnapshot(counts[_IN], counts[_OUT], counts[_THROTTLE], counts[_REJECTED],
-                             self.storage_bytes(tenant_name), self.partitions(tenant_name))
+        return self._snapshot(tenant_name, self._count())
+
+    def _snapshot(self, name: str, counted: dict[str, list[int]]) -> UsageSnapshot:
+        counts = self._counts.get(name, (0, 0, 0, 0))
+        partitions, storage = counted.get(name, (0, 0))
+        return UsageSnapshot(counts[_IN], counts[_OUT], counts[_THROTTLE], counts[_REJECTED], storage, partitions)
 
     def snapshots(self) -> dict[str, UsageSnapshot]:
-        return {t.name: self.snapshot(t.name) for t in self.tenants.all()} if self.tenants is not None else {}
+        if self.tenants is None:
+            return {}
+        self._prune()
+        counted = self._count()
+        return {t.name: self._snapshot(t.name, counted) for t in self.tenants.all()}
 
 
 # -- prometheus-client: one collector for every live TenantUsage, labels only for existing tenants ------

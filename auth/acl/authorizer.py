@@ -18,7 +18,10 @@ after the super-user check (super users belong to no tenant):
   DELETE or CLUSTER_ACTION (TENANT_NEVER_ON_CLUSTER): each reaches every topic (create anywhere,
   delete any topic, read any partition as a follower); inside the namespace CREATE and DELETE are
   implicit anyway. For tenant sessions
-  `allow.everyone.if.no.acl.found` never applies: it would hand the cluster to every tenant.
+  `allow.everyone.if.no.acl.found` never applies: it would hand the cluster to every tenant. Nor does
+  it apply to a TOPIC, GROUP or TRANSACTIONAL_ID name inside an existing tenant's namespace, for anyone:
+  those names normally carry no ACL, and it would open them to every principal of no tenant.
+`tenant_of` is the one place a session's tenant is resolved (quotas and usage ask it too).
 Being a tenant admin grants nothing here; the ACL handlers and the admin API check that role
 themselves, and scope what an admin manages to the tenant (`tenant_acl_scope`).
 """
@@ -126,7 +129,7 @@ class Authorizer:
     def _authorize(self, session: Session, op: Operation, rtype: ResourceType, name: str, on_denial) -> bool:
         if self.is_super_user(session):
             return True
-        tenant = self.tenants.of(session) if self.tenants is not None else None
+        tenant = self.tenant_of(session)
         if tenant is not None:
             allowed = self._tenant_decide(tenant, session, op, rtype, name)
             if not allowed and on_denial is not None:
@@ -134,13 +137,21 @@ class Authorizer:
         else:
             acls = self.store.index.for_resource(rtype, name)
             if not acls:
-                allowed = self.allow_if_no_acl
+                allowed = self.allow_if_no_acl and not self._in_a_namespace(rtype, name)
             else:
                 allowed = self._decide(acls, self._principals(session), session.client_host, op)
         if not allowed:
             log.debug("denied %s %s on %s:%s from %s", session.principal, op.name, rtype.name, name,
                       session.client_host)
         return allowed
+
+    def _in_a_namespace(self, rtype: ResourceType, name: str) -> bool:
+        """A TOPIC/GROUP/TRANSACTIONAL_ID name inside an existing tenant's namespace (tenant names hold
+        no dot): such a name never gets the no-ACL allowance, which would open it to every principal."""
+        if self.tenants is None or rtype not in NAMESPACED:
+            return False
+        dot = name.find(".")
+        return dot > 0 and self.tenants.get(name[:dot]) is not None
 
     def _tenant_decide(self, tenant: Tenant, session: Session, op: Operation, rtype: ResourceType,
                        name: str) -> bool:
@@ -197,7 +208,7 @@ class Authorizer:
         """
         if op in (Operation.ANY, Operation.UNKNOWN) or rtype in (ResourceType.ANY, ResourceType.UNKNOWN):
             raise ValueError(f"authorize_by_resource_type needs a concrete operation and type, not {op!r}/{rtype!r}")
-        tenant = None if self.tenants is None or self.is_super_user(session) else self.tenants.of(session)
+        tenant = self.tenant_of(session)
         if tenant is None and self.authorize(session, op, rtype, "hardcode"):
             return True
         if tenant is not None and rtype is ResourceType.CLUSTER and op in TENANT_NEVER_ON_CLUSTER:

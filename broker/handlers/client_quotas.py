@@ -22,10 +22,12 @@ so the answers say nothing about other tenants or users.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
 from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
+from keystream.auth.tenants import TenantNotFound
 from keystream.broker.errors import ErrorCode
 from keystream.broker.handlers.registry import api
 from keystream.broker.protocol.messages.alter_client_quotas_request import AlterClientQuotasRequest
@@ -52,7 +54,6 @@ from keystream.broker.quotas import (
     USER,
     Entity,
     QuotaError,
-    QuotaManager,
     check_entity,
     check_value,
     entity,
@@ -105,8 +106,7 @@ def _matches(ent: Entity, exact: dict[str, str | None], present: set[str], stric
 
 
 def _all_quotas(ctx) -> list[tuple[Entity, dict[str, float]]]:
-    qm = QuotaManager.of(ctx.broker)
-    out = [(ent, dict(values)) for ent, values in qm.store.items()]
+    out = [(ent, dict(values)) for ent, values in ctx.broker.quotas.store.items()]
     tenants = getattr(ctx.broker, "tenants", None)
     if tenants is not None:
         out += [(((TENANT, t.name),), dict(t.quotas)) for t in tenants.all() if t.quotas]
@@ -133,7 +133,7 @@ async def describe_client_quotas(ctx, req: DescribeClientQuotasRequest) -> Descr
 
 def _member_user(tenant, names: dict) -> bool:
     user = names.get(USER)
-    return user is not None and f"User:{user}" in tenant.members
+    return user is not None and tenant.has_user(user)
 
 
 def _visible(tenant, ent: Entity) -> bool:
@@ -173,19 +173,30 @@ def _check(ctx, entry) -> tuple[Entity, dict[str, float | None]]:
     return ent, _ops(entry)
 
 
-def _apply_tenant(ctx, name: str, ops: dict[str, float | None]) -> None:
-    tenants = ctx.broker.tenants
-    tenant = tenants.get(name)
-    if tenant is None:
-        raise QuotaError(f"Tenant {name} does not exist")
-    quotas = dict(tenant.quotas)
-    for key, value in ops.items():
-        if value is None:
-            quotas.pop(key, None)
-        else:
-            quotas[key] = value
-    if quotas != dict(tenant.quotas):
-        tenants.put(dataclasses.replace(tenant, quotas=quotas))
+class _Unchanged(Exception):
+    """The alteration leaves the tenant's quotas as they are: nothing to write."""
+
+
+def _apply_tenant(tenants, name: str, ops: dict[str, float | None]) -> None:
+    """In a worker thread: the tenant's quotas altered under the store's write lock (read, change,
+    fsynced write), so a concurrent admin write is neither undone nor undoes this one."""
+    def change(tenant):
+        quotas = dict(tenant.quotas)
+        for key, value in ops.items():
+            if value is None:
+                quotas.pop(key, None)
+            else:
+                quotas[key] = value
+        if quotas == dict(tenant.quotas):
+            raise _Unchanged
+        return dataclasses.replace(tenant, quotas=quotas)
+
+    try:
+        tenants.update(name, change)
+    except _Unchanged:
+        pass
+    except TenantNotFound:
+        raise QuotaError(f"Tenant {name} does not exist") from None
 
 
 @api(AlterClientQuotasRequest)
@@ -220,12 +231,13 @@ async def alter_client_quotas(ctx, req: AlterClientQuotasRequest) -> AlterClient
             changes[ent] = ops
         results[raw] = (0, None)
     if not req.validate_only:
-        qm = QuotaManager.of(ctx.broker)
+        # Metadata-log writes (fsynced) in a worker thread, off the event loop.
+        loop = asyncio.get_running_loop()
         if changes:
-            qm.store.alter(changes)
+            await loop.run_in_executor(None, ctx.broker.quotas.store.alter, changes)
         for name, ops in tenant_changes.items():
             try:
-                _apply_tenant(ctx, name, ops)
+                await loop.run_in_executor(None, _apply_tenant, ctx.broker.tenants, name, ops)
             except (QuotaError, ValueError) as e:  # removed meanwhile, or refused by the tenant store
                 raw = next(r for r in sent if r == ((TENANT, name),))
                 results[raw] = (ErrorCode.INVALID_REQUEST, str(e))

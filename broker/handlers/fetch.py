@@ -146,7 +146,7 @@ async def fetch(ctx, req: FetchRequest) -> FetchResponse:
 
 def _consumer_quotas(ctx, req: FetchRequest) -> QuotaManager | None:
     """The quota manager when a consumer_byte_rate applies to this (consumer, not follower) fetch."""
-    quotas = QuotaManager.of(ctx.broker)
+    quotas = ctx.broker.quotas
     follower = (req.replica_state.replica_id if ctx.version >= 15 else req.replica_id) >= 0
     return quotas if not follower and quotas.enabled(FETCH, ctx.session) else None
 

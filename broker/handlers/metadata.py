@@ -11,12 +11,14 @@ an id that does not exist, so an id does not reveal a topic either.
 
 A tenant's session is asked about its own namespace only when it lists all topics (the authorizer
 would deny the rest anyway; asking would count each as a refusal, broker/tenant_usage.py). Auto-creation
-obeys the tenant's partition limit: POLICY_VIOLATION (Metadata has no message field).
+obeys the tenant policy of CreateTopics (handlers/topics.py `check_new_topic`): POLICY_VIOLATION
+(Metadata has no message field).
 """
 
 from keystream.auth.acl import CLUSTER_NAME, Operation, ResourceType
 from keystream.broker.errors import ErrorCode, KafkaError
 from keystream.broker.handlers.registry import api
+from keystream.broker.handlers.topics import check_new_topic
 from keystream.broker.protocol.codec import ZERO_UUID
 from keystream.broker.protocol.messages.metadata_request import MetadataRequest
 from keystream.broker.protocol.messages.metadata_response import (
@@ -95,9 +97,11 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
                 if not _may_create(ctx, wanted.name):
                     topics.append(_missing(wanted.name, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
                     continue
+                count = broker.config["num.partitions"]
                 try:
-                    TenantUsage.of(broker).check_partitions(wanted.name, broker.config["num.partitions"])
-                    topic = logs.create_topic(wanted.name, broker.config["num.partitions"], {})
+                    logs.create_topic(wanted.name, count, {}, validate_only=True)  # Kafka's checks first
+                    check_new_topic(broker, wanted.name, count)
+                    topic = logs.create_topic(wanted.name, count, {})
                 except KafkaError as e:
                     topics.append(_missing(wanted.name, None, e.code))
                     continue

@@ -28,7 +28,7 @@ from keystream.broker.protocol.messages.produce_response import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from keystream.broker.quotas import PRODUCE, QuotaManager
+from keystream.broker.quotas import PRODUCE
 from keystream.broker.records import validate_batches
 from keystream.broker.tenant_usage import TenantUsage
 
@@ -171,7 +171,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
         usage.bytes_in(producer, accepted)
     throttle_ms = _quota_throttle(ctx, req)
     if req.acks == 0:
-        QuotaManager.of(broker).mute_without_response(ctx.session, throttle_ms)
+        ctx.throttle_ms = throttle_ms
         return None
     return ProduceResponse(responses=responses, throttle_time_ms=throttle_ms)
 
@@ -179,7 +179,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
 def _quota_throttle(ctx, req: ProduceRequest) -> int:
     """producer_byte_rate (broker/quotas.py): the request's record bytes, recorded whether or not they
     were appended, as Kafka does; the records are kept either way, the client is only slowed down."""
-    quotas = QuotaManager.of(ctx.broker)
+    quotas = ctx.broker.quotas
     if not quotas.enabled(PRODUCE, ctx.session):
         return 0
     size = sum(len(pd.records) for td in req.topic_data for pd in td.partition_data if pd.records is not None)

@@ -16,7 +16,8 @@ granted the cluster permission, and asking it first would count every request as
 
 Tenant partition limits (Tenant.max_partitions, broker/tenant_usage.py) are checked after Kafka's own
 checks, as Kafka runs its CreateTopicPolicy, and answer POLICY_VIOLATION; validate_only answers the
-same, counting the partitions its earlier topics would have created. Checking and creating happen with
+same, counting the partitions its earlier topics would have created. So is a name outside every tenant
+that could collide with a tenant's namespace (`acme_x` while tenant `acme` exists). Checking and creating happen with
 no await in between, so concurrent requests on the event loop cannot both pass the limit.
 """
 
@@ -164,6 +165,14 @@ class _ClusterPermission:
         return self._answer
 
 
+def check_new_topic(broker, name: str, partitions: int, pending: dict[str, int] | None = None) -> None:
+    """The tenant policy on a new topic, after Kafka's own checks (as Kafka runs CreateTopicPolicy):
+    no name that could collide with a tenant's namespace, and the tenant's partition limit."""
+    usage = TenantUsage.of(broker)
+    usage.check_name(name)
+    usage.check_partitions(name, partitions, pending)
+
+
 def _create(ctx, t, validate_only: bool, pending: dict[str, int]) -> CreatableTopicResult:
     broker = ctx.broker
     logs = broker.logs
@@ -177,9 +186,11 @@ def _create(ctx, t, validate_only: bool, pending: dict[str, int]) -> CreatableTo
         raise _error(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{t.name}' collides with existing topic{shown}")
     overrides = _creation_overrides(logs, t.configs)
     count = _partition_count(broker, t)
-    TenantUsage.of(broker).check_partitions(t.name, count, pending if validate_only else None)
-    topic = logs.create_topic(t.name, count, overrides, validate_only=validate_only,
-                              internal=t.name in INTERNAL_TOPICS)
+    internal = t.name in INTERNAL_TOPICS
+    topic = logs.create_topic(t.name, count, overrides, validate_only=True, internal=internal)  # Kafka's checks
+    check_new_topic(broker, t.name, count, pending if validate_only else None)  # then the tenant policy
+    if not validate_only:
+        topic = logs.create_topic(t.name, count, overrides, internal=internal)
     result = CreatableTopicResult(name=t.name, topic_id=topic.topic_id, error_code=0, error_message=None)
     if ctx.version >= 5 and not _topic_allowed(ctx, Operation.DESCRIBE_CONFIGS, t.name):
         # Created, but the caller may not see its configs: Kafka says so in the config error field.

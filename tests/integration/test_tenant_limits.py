@@ -110,3 +110,43 @@ def test_produce_refused_at_the_storage_limit_then_admitted_after_retention(brok
     admin.incremental_alter_configs([resource])[resource].result(timeout=30)
     wait_for(lambda: _produce_one(conf, topic) is None, 30,
              message="a produce accepted once retention freed the tenant's storage")
+
+
+def test_idempotent_producer_through_the_storage_limit_and_back(broker, acme):
+    """An idempotent producer (enable.idempotence=true) refused at the limit keeps working once
+    retention frees space: the refused batches leave no sequence gap it cannot get past."""
+    name, conf, _ = acme
+    topic = f"{name}.idem"
+    admin = AdminClient(broker.tls.confluent(broker.bootstrap))
+    for t in list(AdminClient(conf).list_topics(timeout=15).topics):  # room for one more partition
+        if t.startswith(f"{name}.") and t != topic:
+            admin.delete_topics([t])[t].result(timeout=30)
+    wait_for(lambda: _create(conf, NewTopic(topic, 1)) in ({topic: None},) or topic in
+             AdminClient(conf).list_topics(timeout=15).topics, 30, message=f"{topic} created")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("segment.bytes", "4096", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+    p = Producer({**conf, "enable.idempotence": True, "acks": "all", "message.timeout.ms": 10_000,
+                  "linger.ms": 0})
+    reports: list[KafkaError | None] = []
+
+    def send() -> KafkaError | None:
+        p.produce(topic, RECORD, on_delivery=lambda err, msg: reports.append(err))
+        assert p.flush(30) == 0
+        return reports[-1]
+
+    for _ in range(LIMIT_BYTES // len(RECORD) + 5):
+        if send() is not None:
+            break
+    print(f"idempotent producer refused after {len(reports) - 1} records:", reports[-1])
+    assert reports[-1] is not None and reports[-1].code() == KafkaError.POLICY_VIOLATION
+    assert send() is not None  # still full, and the producer is not fatally failed
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    wait_for(lambda: send() is None, 30, message="the idempotent producer's record accepted after retention")
+    errors = [e for e in reports if e is not None]
+    print("errors seen:", sorted({e.name() for e in errors}))
+    assert all(e.code() == KafkaError.POLICY_VIOLATION for e in errors)
+    assert send() is None and send() is None  # and it goes on

@@ -170,3 +170,16 @@ def test_non_admin_cannot_alter_or_describe(broker_factory):
     broker.start()
     with WireClient(broker.address) as c:
         assert stored(c) == {(("user", "ANONYMOUS"),): {"producer_byte_rate": 1000.0}}
+
+
+def test_a_tiny_request_percentage_throttles_and_keeps_the_connection(admin_broker):
+    """Kafka accepts any request_percentage > 0. With 1e-310, (observed - quota) / quota overflows to
+    infinity: the throttle is the bound (one window) and the connection keeps answering."""
+    with WireClient(admin_broker.address) as c:
+        assert alter(c, entry([("client-id", "tiny-quota")], [("request_percentage", 1e-310, False)])) == [(0, None)]
+    with WireClient(admin_broker.address, client_id="tiny-quota") as c:
+        for _ in range(3):
+            reply = c.metadata()
+            print("throttle_time_ms:", reply.throttle_time_ms)
+            assert reply.throttle_time_ms == 1000  # quota.window.size.seconds=1
+        assert c.api_versions()  # exempt, still answered

@@ -14,6 +14,7 @@ import asyncio
 
 import pytest
 
+from keystream.auth.principal import Principal, Session
 from keystream.auth.tenants import InvalidTenant, Tenant
 from keystream.broker.context import RequestContext
 from keystream.broker.errors import ErrorCode as E
@@ -22,7 +23,11 @@ from keystream.broker.protocol.messages.create_partitions_request import (
     CreatePartitionsRequest,
     CreatePartitionsTopic,
 )
-from keystream.broker.protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from keystream.broker.protocol.messages.create_topics_request import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
 from keystream.broker.protocol.messages.delete_records_request import (
     DeleteRecordsPartition,
     DeleteRecordsRequest,
@@ -93,6 +98,39 @@ def test_validate_only_answers_the_same_and_creates_nothing(h):
         [(0, None), (0, None), over(4, 1, 4)]
     assert created(h, ALICE, ("acme.big", 5), validate_only=True) == [over(0, 5, 4)]
     assert h.usage.snapshot("acme").partitions == 0 and not h.broker.logs.topics.keys() & {"acme.a", "acme.b"}
+
+
+def test_validate_only_counts_only_topics_that_pass_kafkas_checks(h):
+    """The limit is asked after Kafka's own checks: a topic refused by them reports their error, and
+    a validate_only request does not count its partitions for the topics after it."""
+    tenant(h, max_partitions=4)
+    bad_config = CreatableTopic(name="acme.bad", num_partitions=3, replication_factor=-1,
+                                configs=[CreatableTopicConfig("cleanup.policy", "nope")])
+    for validate_only in (True, False):
+        req = CreateTopicsRequest(topics=[bad_config, CreatableTopic(name="acme.good", num_partitions=3,
+                                                                     replication_factor=-1)],
+                                  timeout_ms=1000, validate_only=validate_only)
+        codes = [t.error_code for t in h.call(ALICE, req, 7).topics]
+        assert codes == [E.INVALID_CONFIG, 0]
+
+
+def test_names_that_could_collide_with_a_namespace_are_reserved(h):
+    """`acme_x` would collide with a member's `acme.x` (Kafka refuses names differing only by '.' vs
+    '_'), and the member's refusal would reveal it: refused to everyone while tenant acme exists."""
+    tenant(h)
+    bob = Session(Principal.parse("User:bob"), "127.0.0.1")  # in no tenant (allow.everyone.if.no.acl.found)
+    reserved = (E.POLICY_VIOLATION, "Topic names starting 'acme_' are reserved: they could collide with the "
+                                    "namespace 'acme.' of tenant acme.")
+    for who in (ADMIN, bob):
+        assert created(h, who, ("acme_x", 1)) == [reserved]
+        assert created(h, who, ("acme_x", 1), validate_only=True) == [reserved]
+        reply = h.call(who, MetadataRequest(topics=[MetadataRequestTopic(name="acme_y")],
+                                            allow_auto_topic_creation=True), 12)
+        assert reply.topics[0].error_code == E.POLICY_VIOLATION
+    assert h.broker.logs.topic("acme_x") is None and h.broker.logs.topic("acme_y") is None
+    assert created(h, ADMIN, ("acme2_x", 1), ("acme-x", 1), ("x.acme_y", 1)) == [(0, None)] * 3
+    assert created(h, ALICE, ("acme_z", 1)) == [(E.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")]
+    assert created(h, ALICE, ("acme.x", 1), ("acme.y", 1)) == [(0, None), (0, None)]
 
 
 def test_concurrent_creates_cannot_both_squeeze_past(h):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import tracemalloc
 
 import pytest
 
@@ -29,6 +30,7 @@ from keystream.broker.protocol.messages.describe_client_quotas_request import (
 from keystream.broker.quotas import (
     CLIENT_ID,
     FETCH,
+    MAX_RATES,
     PRODUCE,
     REQUEST,
     USER,
@@ -51,9 +53,9 @@ def broker(tmp_path):
     b = Broker(load_config(None, overrides=props, environ={}))
     b.logs.load()
     b.metadata.open()
+    b.tenants.load()
+    b.quotas.load()
     b.authorizer.load()
-    if getattr(b, "tenants", None) is not None:
-        b.tenants.load()
     yield b
     b.metadata.close()
     b.logs.close()
@@ -68,7 +70,7 @@ class Clock:
 
 
 def manager(broker, clock=None) -> QuotaManager:
-    qm = QuotaManager(broker.config, broker.metadata, getattr(broker, "tenants", None), clock=clock or Clock())
+    qm = QuotaManager(broker.config, broker.metadata, broker.authorizer, clock=clock or Clock())
     qm.load()
     return qm
 
@@ -89,6 +91,22 @@ def test_rate_forgets_samples_older_than_the_window():
         r.record(100, t)
     assert r.measure(2999) > 0
     assert r.measure(2999 + 3000) == 0  # every sample's last event is a whole window old: purged
+
+
+def test_rate_purges_by_last_record_and_measures_from_the_oldest_start():
+    """Kafka's SampledStat.purgeObsoleteSamples (since 3.8): a sample overlapping the monitored
+    window is kept even though it started before it; Rate.windowSize counts from its start."""
+    r = Rate(2, 1000)
+    r.record(100, 0)
+    r.record(100, 999)  # the first sample's last record
+    r.record(100, 1000)  # a second sample starts
+    # at 2500 the first sample started 2500 ms ago but its last record is 1501 ms old (< 2 windows)
+    assert r.window_size_ms(2500) == 2500
+    assert r.measure(2500) == pytest.approx(300 / 2.5)
+    assert r.window_size_ms(2998) == 2998
+    # at 2999 the first sample's last record is 2 windows old: purged; the second one's start counts
+    assert r.window_size_ms(2999) == 1999
+    assert r.measure(2999) == pytest.approx(100 / 1.999)
 
 
 def test_rate_keeps_samples_plus_one_buffers():
@@ -115,6 +133,16 @@ def test_request_percentage_throttle_is_bounded_by_one_window(broker):
     qm = manager(broker)
     qm.store.alter({entity([(USER, "alice")]): {REQUEST: 1.0}})
     assert qm.record(REQUEST, ALICE, None, 1000.0) == 1000
+
+
+def test_a_tiny_quota_throttles_by_the_bound_not_an_overflow(broker):
+    """Kafka accepts any request_percentage > 0; (O - T) / T overflows to inf for 1e-310, which
+    Java's Math.round caps and Python's round refuses: the bound is the answer."""
+    qm = manager(broker)
+    qm.store.alter({entity([(USER, "alice")]): {REQUEST: 1e-310}})
+    assert qm.record(REQUEST, ALICE, None, 5.0) == 1000
+    assert QuotaManager.throttle_ms(math.inf, 1.0, 10_000, 7) == 7
+    assert QuotaManager.throttle_ms(math.nan, 1.0, 10_000, 7) == 7
 
 
 def test_under_quota_no_throttle_and_rate_recovers(broker):
@@ -169,8 +197,6 @@ def test_user_quota_is_shared_by_the_users_clients_default_user_is_per_user(brok
 
 # -- tenants -----------------------------------------------------------------------------------------
 def test_tenant_quota_is_shared_by_its_members(broker):
-    if getattr(broker, "tenants", None) is None:
-        pytest.skip("no tenant store in this broker yet")
     broker.tenants.put(Tenant("acme", frozenset({"User:alice", "User:bob"}), quotas={PRODUCE: 1000.0}))
     qm = manager(broker)
     assert qm.tenant_of(ALICE).name == "acme"
@@ -181,9 +207,19 @@ def test_tenant_quota_is_shared_by_its_members(broker):
     assert qm.record(PRODUCE, carol, "a", 10**9) == 0
 
 
+def test_super_users_are_not_throttled_by_a_tenant_quota_of_their_group(broker):
+    """A super user belongs to no tenant (Authorizer.tenant_of), even when one of its groups does."""
+    broker.tenants.put(Tenant("acme", frozenset({"Group:ops"}), quotas={PRODUCE: 1000.0}))
+    root = Session(Principal("User", "admin"), "127.0.0.1", groups=(Principal("Group", "ops"),))
+    member = Session(Principal("User", "olga"), "127.0.0.1", groups=(Principal("Group", "ops"),))
+    qm = manager(broker)
+    assert qm.tenant_of(root) is None and not qm.enabled(PRODUCE, root)
+    assert qm.record(PRODUCE, root, "a", 10**9) == 0
+    assert qm.tenant_of(member).name == "acme" and qm.record(PRODUCE, member, "a", 10**9) > 0
+    assert broker.tenant_usage.session_tenant(root) is None
+
+
 def test_tenant_and_user_quotas_both_apply(broker):
-    if getattr(broker, "tenants", None) is None:
-        pytest.skip("no tenant store in this broker yet")
     broker.tenants.put(Tenant("acme", frozenset({"User:alice"}), quotas={PRODUCE: 10**9}))
     qm = manager(broker)
     qm.store.alter({entity([(USER, "alice")]): {PRODUCE: 100.0}})
@@ -202,6 +238,39 @@ def test_quotas_survive_a_restart_and_removal_is_a_tombstone(broker):
     again.store.alter({entity([(CLIENT_ID, None)]): {REQUEST: None}})
     assert manager(broker).store.get(entity([(CLIENT_ID, None)])) == {}
     assert not manager(broker).store.has(REQUEST)
+
+
+def test_rates_are_bounded_least_recently_recorded_first(broker):
+    clock = Clock()
+    qm = manager(broker, clock)
+    qm.store.alter({entity([(CLIENT_ID, None)]): {PRODUCE: 1000.0}})  # a rate per client id
+    qm.record(PRODUCE, ALICE, "kept", 1)
+    for i in range(MAX_RATES + 100):
+        if i == MAX_RATES // 2:
+            qm.record(PRODUCE, ALICE, "kept", 1)  # recorded again: recent
+        qm.record(PRODUCE, ALICE, f"c{i}", 1)
+    assert len(qm._rates) == MAX_RATES
+    assert any(k[-1] == "kept" for k in qm._rates)
+    assert not any(k[-1] == "c0" for k in qm._rates)
+    assert any(k[-1] == f"c{MAX_RATES + 99}" for k in qm._rates)
+
+
+def test_long_client_ids_do_not_stay_in_memory(broker):
+    """A client id may be 32 KiB: the rate is keyed by a digest of it, not the id."""
+    qm = manager(broker)
+    qm.store.alter({entity([(CLIENT_ID, None)]): {PRODUCE: 1000.0}})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            qm.record(PRODUCE, ALICE, f"{i:05d}" + "x" * 30_000, 1)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    print(f"2000 rates of 30 kB client ids hold {kept / 1e6:.1f} MB")
+    assert len(qm._rates) == 2000
+    assert kept < 10e6  # the ids alone are 60 MB
+    assert qm.record(PRODUCE, ALICE, "00001" + "x" * 30_000, 10**6) > 0  # the same id: the same rate
 
 
 def test_idle_rates_are_dropped(broker):
@@ -305,8 +374,6 @@ def test_remove_and_validate_only(broker):
 
 
 def test_tenant_entity_sets_the_tenants_quotas(broker):
-    if getattr(broker, "tenants", None) is None:
-        pytest.skip("no tenant store in this broker yet")
     code, message, _ = alter(broker, alter_entry([("tenant", "acme")], producer_byte_rate=1000.0))[0]
     assert code == ErrorCode.INVALID_REQUEST and "does not exist" in message
     broker.tenants.put(Tenant("acme", frozenset({"User:alice"})))
@@ -322,3 +389,23 @@ def test_version_0_roundtrip(broker):
     assert call(broker, req, version=0).entries[0].error_code == 0
     resp = call(broker, DescribeClientQuotasRequest([], False), version=0)
     assert [e.values[0].value for e in resp.entries] == [10.0]
+
+
+def test_acks0_produce_leaves_its_throttle_on_the_request_context(broker):
+    """No response carries it: the server reads ctx.throttle_ms and mutes the connection for it."""
+    from keystream.broker.protocol.messages.produce_request import (
+        PartitionProduceData,
+        ProduceRequest,
+        TopicProduceData,
+    )
+    from keystream.broker.records import build_batch
+
+    broker.logs.create_topic("t", 1)
+    alter(broker, alter_entry([(USER, "alice")], producer_byte_rate=100.0))
+    req = ProduceRequest(acks=0, timeout_ms=1000, topic_data=[
+        TopicProduceData("t", [PartitionProduceData(0, build_batch([(None, b"x" * 5000, [], 0)]))])])
+    ctx = RequestContext(broker, 9, 1, "c", ALICE)
+    assert asyncio.run(HANDLERS[0].fn(ctx, req)) is None
+    assert ctx.throttle_ms > 0
+    quiet = RequestContext(broker, 9, 2, "c", BOB)  # no quota
+    assert asyncio.run(HANDLERS[0].fn(quiet, req)) is None and quiet.throttle_ms == 0

@@ -160,6 +160,35 @@ def test_storage_is_recounted_after_space_is_freed(tmp_path):
         h.close()
 
 
+def test_every_tenants_figures_come_from_one_count_per_refresh(tmp_path):
+    """Storage and partitions of all tenants are counted together, at most every REFRESH_S (a scrape
+    does not walk the topic table per tenant); the partition limit still counts afresh."""
+    h = Harness(tmp_path)
+    clock = [100.0]
+    usage = TenantUsage(h.broker.logs, h.broker.tenants, clock=lambda: clock[0])
+    try:
+        with_tenants(h)
+        assert usage.snapshots()["acme"].storage_bytes == 0  # counted before acme had a topic
+        h.node.topic("acme.a", 2)
+        usage.appended("acme", 500)  # its first append since: counted all the same
+        assert usage.storage_bytes("acme") == 500
+        clock[0] += REFRESH_S + 0.01
+        h.node.topic("globex.b", 1)
+        h.node.topic("acmex", 4)  # no dot: nobody's
+        first = usage.snapshots()
+        assert (first["acme"].partitions, first["globex"].partitions) == (2, 1)
+        h.node.topic("acme.c", 3)
+        h.node.topic("globex.d", 1)
+        assert usage.snapshots() == first  # within REFRESH_S: the same count
+        assert usage.partitions("acme") == 5
+        clock[0] += REFRESH_S + 0.01
+        again = usage.snapshots()
+        assert (again["acme"].partitions, again["globex"].partitions) == (5, 2)
+    finally:
+        usage.close()
+        h.close()
+
+
 def test_denials_count_but_operation_bitfields_do_not(h):
     with_tenants(h)
     authorizer = h.broker.authorizer

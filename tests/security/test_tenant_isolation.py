@@ -529,3 +529,16 @@ def test_rights_on_the_cluster_stay_inside_the_tenant(h):
         h.broker.authorizer.delete([acl_filter(grant)])
         h.broker.tenants.put(Tenant("globex", frozenset({"User:gina"})))
         h.broker.scram.alter([], [(user, "SCRAM-SHA-256") for user in ("alice", "gina")])
+
+
+def test_a_name_colliding_with_an_older_outside_topic_names_nothing_outside(h):
+    """An `acme_` topic made before tenant acme existed collides with `acme.hidden`; the refusal a
+    member gets must not name it."""
+    h.broker.logs.create_topic("acme_hidden", 1, {})  # as it was before the tenant (now reserved)
+    try:
+        created = h.call(ALICE, CreateTopicsRequest(topics=[CreatableTopic("acme.hidden", 1, -1, [], [])],
+                                                    timeout_ms=1000), 7)
+        assert created.topics[0].error_code == E.INVALID_TOPIC_EXCEPTION
+        assert "acme_hidden" not in (created.topics[0].error_message or "")
+    finally:
+        h.broker.logs.delete_topic("acme_hidden")

@@ -360,7 +360,7 @@ def test_alter_then_describe(broker):
     assert set(describe(broker, [(CLIENT_ID, 1, None)])) == {((CLIENT_ID, None), (USER, "alice"))}
     assert set(describe(broker, [(CLIENT_ID, 2, None)], strict=True)) == {((CLIENT_ID, "app"),)}
     # and the running manager sees them at once
-    assert QuotaManager.of(broker).limit(PRODUCE, "alice", "x")[0] == 1024.0
+    assert broker.quotas.limit(PRODUCE, "alice", "x")[0] == 1024.0
 
 
 def test_remove_and_validate_only(broker):

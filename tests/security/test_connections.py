@@ -50,7 +50,10 @@ def test_max_connections_and_idle_timeout(limited_broker):
                 continue  # refused at connect: fine
         refused = sum(_refused(c, timeout=2.0) for c in extra[:10])
         assert refused == min(10, len(extra)), "connections beyond max.connections must not be served"
-        assert b.client_connections() <= MAX_CONNECTIONS, f"broker holds {b.client_connections()} connections"
+        # An over-limit connection is accepted and closed at once, so one may exist for an instant:
+        # what must not happen is the broker keeping it.
+        wait_for(lambda: b.client_connections() <= MAX_CONNECTIONS, 5,
+                 message=f"the broker to hold at most {MAX_CONNECTIONS} connections")
         for c in extra:
             c.close()
 

@@ -529,6 +529,21 @@ async def serve(config, on_started=None) -> None:
         from keystream.broker.admin.server import AdminServer  # grpc only when the admin API is on
 
         admin = AdminServer(broker, server)
+    health = None
+    if config["health.listener"]:  # probes see NOT_SERVING during log recovery, SERVING once listening
+        from keystream.broker.admin.health import HealthServer
+
+        health = HealthServer(config)
+        await health.start()
+    try:
+        await _serve_broker(broker, server, admin, health, on_started)
+    finally:
+        if health is not None:
+            await health.stop()
+    log.info("stopped cleanly")
+
+
+async def _serve_broker(broker, server, admin, health, on_started) -> None:
     await broker.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -539,6 +554,8 @@ async def serve(config, on_started=None) -> None:
         if admin is not None:  # before the Kafka listeners: a broker that answers has its admin API up
             await admin.start()
         await server.start()
+        if health is not None:
+            await health.serving()
         # Everything built at start-up (modules, config, loaded logs) lives as long as the process: move
         # it out of the cyclic GC's reach, or every full collection walks it all on the loop (~15 ms).
         gc.freeze()
@@ -548,11 +565,12 @@ async def serve(config, on_started=None) -> None:
         await stopping.wait()
         log.info("shutting down")
     finally:
+        if health is not None:  # first: probes and load balancers stop sending clients here
+            await health.shutting_down()
         if admin is not None:
             await admin.stop()
         await server.stop()
         await broker.stop()
-    log.info("stopped cleanly")
 
 
 def run(config, on_started=None) -> int:

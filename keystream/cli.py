@@ -27,6 +27,7 @@ from keystream.config import Config, ConfigError, load_config
 from keystream.dev_registry import RegistryChild
 from keystream.dev_scram import start_sample_user
 from keystream.devsetup import ADMIN_PORT, REGISTRY_PORT, connect_help, write_dev_files
+from keystream.pod import pod
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -144,6 +145,7 @@ cli.add_command(user)
 cli.add_command(schema)
 cli.add_command(tenant)
 cli.add_command(quota)
+cli.add_command(pod)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -524,32 +524,36 @@ async def serve(config, on_started=None) -> None:
     event loop once the listeners accept connections (`keystream up` then creates its SCRAM user)."""
     broker = Broker(config)
     server = Server(broker)  # builds the TLS contexts first: bad ssl.* files fail start-up early
+    # Signal handlers before the logs load: a SIGTERM during log recovery (the server is PID 1 in a
+    # container, where an unhandled SIGTERM is ignored) stops the broker as soon as the load ends.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     admin = None
     if config["admin.listener"]:
         from keystream.broker.admin.server import AdminServer  # grpc only when the admin API is on
 
         admin = AdminServer(broker, server)
     health = None
-    if config["health.listener"]:  # probes see NOT_SERVING during log recovery, SERVING once listening
+    # probes see NOT_SERVING until the logs load, no answer while they load (it blocks the loop:
+    # DEADLINE_EXCEEDED), SERVING once listening and NOT_SERVING again from the start of shutdown
+    if config["health.listener"]:
         from keystream.broker.admin.health import HealthServer
 
         health = HealthServer(config)
         await health.start()
     try:
-        await _serve_broker(broker, server, admin, health, on_started)
+        await _serve_broker(broker, server, admin, health, stopping, on_started)
     finally:
         if health is not None:
             await health.stop()
     log.info("stopped cleanly")
 
 
-async def _serve_broker(broker, server, admin, health, on_started) -> None:
+async def _serve_broker(broker, server, admin, health, stopping, on_started) -> None:
     await broker.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
     try:
         if admin is not None:  # before the Kafka listeners: a broker that answers has its admin API up
             await admin.start()

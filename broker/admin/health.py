@@ -1,12 +1,18 @@
-"""The broker's probe endpoint: `health.listener` (host:port), plaintext gRPC serving only the standard
-grpc.health.v1.Health service (Check and Watch), on the broker's own event loop (grpc.aio).
+"""The broker's probe endpoint: `health.listener` (host:port), plaintext gRPC serving only the Check
+method of the standard grpc.health.v1.Health service, on the broker's own event loop (grpc.aio).
 
 Kubernetes' `grpc:` probes cannot speak TLS, so this listener is separate from the mTLS admin API
 (`admin.listener`) and carries nothing else: any other method answers UNIMPLEMENTED and there is no
-reflection. The overall status (service "") is NOT_SERVING while the broker starts (log recovery),
-SERVING once its Kafka listeners accept connections, and NOT_SERVING again as soon as it begins to
-shut down (watchers are told), until the process stops listening. Requests are bounded: tiny
-messages and a few calls at once, since anyone who reaches the port may call it.
+reflection. Watch answers UNIMPLEMENTED too, and there is no server-wide cap on concurrent calls:
+either would let a caller hold every slot (open streams, or calls that never send their request)
+and leave the kubelet's Check, on its own new connection, unanswered, and a failed liveness probe
+restarts the broker (measured: 16 stalled calls under a cap of 16 made Check fail). Each connection
+is bounded instead: a few streams at once, tiny messages, and at most a minute of life.
+
+The overall status (service "") is NOT_SERVING from the moment the listener starts, before the broker
+loads its logs; while the logs load (synchronously, on the event loop) a probe gets no answer at all
+and times out (DEADLINE_EXCEEDED); it is SERVING once the Kafka listeners accept connections, and
+NOT_SERVING again as soon as the broker begins to shut down, until the process stops listening.
 """
 
 from __future__ import annotations
@@ -22,10 +28,19 @@ from keystream.listeners import parse_address
 log = logging.getLogger("keystream.health")
 
 MAX_MESSAGE_BYTES = 4096
-MAX_CONCURRENT_RPCS = 16
+MAX_STREAMS_PER_CONNECTION = 16
 OVERALL = ""  # the service name probes ask about when they name none
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MAX_CONNECTION_AGE_MS = 60000
+MAX_CONNECTION_AGE_GRACE_MS = 5000
+
+
+class CheckOnlyHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1 without Watch: probes poll Check, and no caller holds a stream open."""
+
+    async def Watch(self, request, context):  # noqa: N802  (the gRPC method's name)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "health.listener serves Check only")
 
 
 class HealthServer:
@@ -34,7 +49,7 @@ class HealthServer:
 
     def __init__(self, config):
         self.address = parse_address(config["health.listener"], "health.listener")
-        self.health = health.aio.HealthServicer()
+        self.health = CheckOnlyHealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
 
@@ -42,9 +57,11 @@ class HealthServer:
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_concurrent_streams", MAX_CONCURRENT_RPCS),
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
             ("grpc.so_reuseport", 0),
-        ], maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+        ])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         host, port = self.address
         target = f"[{host}]:{port}" if ":" in host else f"{host or '[::]'}:{port}"
@@ -62,12 +79,11 @@ class HealthServer:
         await self.health.set(OVERALL, SERVING)
 
     async def shutting_down(self) -> None:
-        """NOT_SERVING for every service from now on; open Watch streams are told."""
+        """NOT_SERVING for every service from now on."""
         await self.health.enter_graceful_shutdown()
 
     async def stop(self, grace_s: float = 0.5) -> None:
         if self.server is None:
             return
-        await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         self.server = None

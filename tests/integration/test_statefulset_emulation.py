@@ -11,8 +11,8 @@ started again on the same volume.
   namespace is joined to it by a veth pair on a private /24 that exists only inside the two
   namespaces. Cluster DNS is emulated by /etc/netns/<ns>/hosts, which `ip netns exec` mounts over
   /etc/hosts, so the pod's advertised name resolves in the client namespace.
-- The client (confluent-kafka and grpc, in `ip netns exec <client ns> python`) waits for the pod's
-  gRPC health endpoint to say SERVING (as the readiness probe would), checks the metadata names the
+- The client (confluent-kafka and grpc, in `ip netns exec <client ns> python`) polls the pod's gRPC
+  health Check until it says SERVING (as the readiness probe would), checks the metadata names the
   pod's DNS name as node 0, creates a topic and produces and consumes over mTLS through that name.
 - SIGTERM (pod deletion) must stop the broker cleanly; the pod is started again on the same data
   directory and the client sees every record, then writes more.
@@ -51,12 +51,11 @@ SUBNET = "10.254.73"  # a /24 that exists only inside the two namespaces
 POD_IP, CLIENT_IP = f"{SUBNET}.10", f"{SUBNET}.20"
 RECORDS = 200
 CONFIGMAP = Path(__file__).resolve().parents[2] / "deploy/k8s/base/config/server.properties"
-START_TIMEOUT_S = 25
 STOP_TIMEOUT_S = 20
 
 # Runs in the client namespace. argv: host, client config (JSON), phase, expected record count.
 CLIENT = r'''
-import json, sys
+import json, sys, time
 import grpc
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -65,12 +64,22 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 host, conf, phase, expected = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 TOPIC, PARTITIONS, BATCH = "orders", 3, 200
 
-# readiness, as the kubelet's grpc probe: wait for the channel, then for SERVING
+# readiness, as the kubelet's grpc probe: Check until SERVING (each call waits for the channel)
+deadline = time.monotonic() + 20
 with grpc.insecure_channel(f"{host}:9095") as ch:
-    for reply in health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=20,
-                                                       wait_for_ready=True):
-        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+    check = health_pb2_grpc.HealthStub(ch).Check
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            status = check(health_pb2.HealthCheckRequest(), timeout=max(0.1, min(2.0, left)),
+                           wait_for_ready=True).status
+        except grpc.RpcError as exc:  # DEADLINE_EXCEEDED while the logs load
+            status = exc.code()
+        if status == health_pb2.HealthCheckResponse.SERVING:
             break
+        if left <= 0:
+            raise SystemExit(f"the health endpoint did not say SERVING within 20s (last: {status})")
+        time.sleep(0.1)  # the probe's period: polling with a deadline
 
 out = {}
 admin = AdminClient(conf)
@@ -173,12 +182,13 @@ class PodLayout:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.config = root / "etc/keystream/config"  # ConfigMap keystream-config
+        self.config = root / "etc/keystream/config"  # ConfigMap keystream-broker-config
         self.tls = root / "etc/keystream/tls"        # Secret keystream-tls
         self.data = root / "var/lib/keystream"       # PVC data
         self.run = root / "run/keystream"            # emptyDir
+        self.tmp = root / "tmp"                      # emptyDir /tmp (TMPDIR, KRB5RCACHEDIR)
         self.client = root / "client"                # the client's files (outside the pod)
-        for d in (self.config, self.tls, self.data, self.client):
+        for d in (self.config, self.tls, self.data, self.tmp, self.client):
             d.mkdir(parents=True)
         self.run.mkdir(parents=True, mode=0o700)
         ca_dir = root / "ca"
@@ -210,7 +220,7 @@ class PodLayout:
         return {**base, "POD_NAME": POD, "POD_NAMESPACE": NAMESPACE, "KEYSTREAM_HEADLESS_SERVICE": HEADLESS,
                 "KEYSTREAM_CLUSTER_DOMAIN": "cluster.local", "KEYSTREAM_CONFIG_DIR": str(self.config),
                 "KEYSTREAM_RUN_DIR": str(self.run), "HOSTNAME": POD, "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.run), "KRB5RCACHEDIR": str(self.run)}
+                "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp), "KRB5RCACHEDIR": str(self.tmp)}
 
     def client_conf(self) -> dict[str, str]:
         return {"bootstrap.servers": f"{HOST}:9092", "security.protocol": "SSL", "ssl.ca.location": str(self.ca_cert),

